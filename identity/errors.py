@@ -96,3 +96,45 @@ class Conflict(DomainError):
     code = "conflict"
     kind = "conflict"
     title = "Conflict"
+
+
+class InvalidOtp(DomainError):
+    code = "invalid-otp"
+    kind = "unauthorized"
+    title = "The code is wrong or has expired"
+
+
+class TooManyAttempts(DomainError):
+    code = "too-many-attempts"
+    kind = "rate_limited"
+    title = "Too many attempts"
+
+
+class OtpCooldown(DomainError):
+    code = "otp-cooldown"
+    kind = "rate_limited"
+    title = "Wait before asking for another code"
+
+
+class InvalidRefreshToken(DomainError):
+    code = "invalid-refresh-token"
+    kind = "unauthorized"
+    title = "The refresh token is invalid"
+
+
+class RefreshTokenReused(DomainError):
+    code = "refresh-token-reused"
+    kind = "unauthorized"
+    title = "The refresh token was already used; the session is revoked"
+
+
+class SessionRevoked(DomainError):
+    code = "session-revoked"
+    kind = "unauthorized"
+    title = "The session has ended"
+
+
+class UnsupportedGrant(DomainError):
+    code = "unsupported-grant-type"
+    kind = "invalid"
+    title = "Unsupported grant type"

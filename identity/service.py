@@ -1,0 +1,273 @@
+"""Sign-in use cases: SMS one-time codes, tokens, refresh rotation, sessions.
+
+OTP state lives in Redis (codes stored only as keyed hashes, 5 minutes, 5
+attempts, 60 s resend cool-down, per-phone and per-IP limits); accounts,
+sessions and refresh tokens in PostgreSQL. Refresh tokens are rotated on every
+use and a reused one revokes its whole session (RFC 9700 section 4.14.2).
+Redis being down fails closed with ``dependency-unavailable``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from identity.crypto import Vault, constant_time_equal, token_hash
+from identity.domain import Account, SecurityEvent, Session, TokenPair
+from identity.errors import (
+    DependencyUnavailable,
+    InvalidOtp,
+    InvalidRefreshToken,
+    NotFound,
+    OtpCooldown,
+    RateLimited,
+    RefreshTokenReused,
+    SessionRevoked,
+    TooManyAttempts,
+)
+from identity.phone import normalise_phone
+from identity.ports import SmsSender
+from identity.repository import IdentityRepository
+from identity.tokens import TokenService
+
+T = TypeVar("T")
+
+OTP_TTL = 300
+OTP_MAX_ATTEMPTS = 5
+OTP_COOLDOWN = 60
+OTP_PER_PHONE_PER_HOUR = 10
+OTP_PER_IP_PER_HOUR = 100
+TOKEN_PER_IP_PER_MINUTE = 600
+
+# Atomically read the stored hash and count the attempt, only if the code exists
+# (HINCRBY alone would recreate an expired key without a TTL).
+_CHECK_OTP = """
+local h = redis.call('HGET', KEYS[1], 'h')
+if not h then return {0, ''} end
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+return {n, h}
+"""
+
+
+async def _redis(op: Awaitable[T]) -> T:
+    try:
+        return await op
+    except (RedisError, OSError):
+        raise DependencyUnavailable(
+            "The sign-in service is temporarily unavailable; try again shortly.", retry_after=5
+        ) from None
+
+
+class SignInService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        repo: IdentityRepository,
+        vault: Vault,
+        tokens: TokenService,
+        sms: SmsSender,
+        *,
+        refresh_ttl: int = 30 * 24 * 3600,
+    ) -> None:
+        self.pool = pool
+        self.redis = redis
+        self.repo = repo
+        self.vault = vault
+        self.tokens = tokens
+        self.sms = sms
+        self.refresh_ttl = refresh_ttl
+        self._check_otp = redis.register_script(_CHECK_OTP)
+
+    def _key(self, phone: str) -> str:
+        return self.vault.blind_index(phone, context="phone").hex()[:32]
+
+    # one-time codes -----------------------------------------------------------------
+
+    async def request_otp(self, raw_phone: object, ip: str) -> int:
+        """Send a code by SMS; return its lifetime in seconds."""
+        phone = normalise_phone(raw_phone)
+        key = self._key(phone)
+        hour = int(time.time() // 3600)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(f"otp:cd:{key}", 1, nx=True, ex=OTP_COOLDOWN)
+        pipe.ttl(f"otp:cd:{key}")
+        pipe.incr(f"otp:ph:{key}:{hour}")
+        pipe.expire(f"otp:ph:{key}:{hour}", 3600)
+        pipe.incr(f"otp:ip:{ip}:{hour}")
+        pipe.expire(f"otp:ip:{ip}:{hour}", 3600)
+        fresh, ttl, per_phone, _, per_ip, _ = await _redis(pipe.execute())
+        if not fresh:
+            raise OtpCooldown(
+                "A code was sent less than a minute ago.", retry_after=max(int(ttl), 1)
+            )
+        retry = 3600 - int(time.time()) % 3600
+        if int(per_phone) > OTP_PER_PHONE_PER_HOUR or int(per_ip) > OTP_PER_IP_PER_HOUR:
+            raise RateLimited("Too many codes requested; try again later.", retry_after=retry)
+        code = f"{secrets.randbelow(10**6):06d}"
+        digest = self.vault.secret_hash(f"{phone}:{code}", context="otp").hex()
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(f"otp:{key}")
+        pipe.hset(f"otp:{key}", mapping={"h": digest, "n": 0})
+        pipe.expire(f"otp:{key}", OTP_TTL)
+        await _redis(pipe.execute())
+        await self.sms.send(phone, f"【i深圳】验证码 {code}，5分钟内有效。Your code is {code}.")
+        return OTP_TTL
+
+    async def sign_in_with_otp(
+        self, raw_phone: object, code: object, *, device: str, ip: str
+    ) -> TokenPair:
+        phone = normalise_phone(raw_phone)
+        if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
+            raise InvalidOtp("The code must be 6 digits.")
+        key = self._key(phone)
+        attempts, stored = await _redis(self._check_otp(keys=[f"otp:{key}"]))
+        attempts = int(attempts)
+        if attempts == 0:
+            await self._event(None, "sign-in-failed", {"reason": "no-code"}, ip)
+            raise InvalidOtp("The code is wrong or has expired; request a new one.")
+        if attempts > OTP_MAX_ATTEMPTS:
+            await _redis(self.redis.delete(f"otp:{key}"))
+            raise TooManyAttempts(
+                "Too many wrong codes; request a new code.", retry_after=OTP_COOLDOWN
+            )
+        expected = bytes.fromhex(stored.decode() if isinstance(stored, bytes) else stored)
+        given = self.vault.secret_hash(f"{phone}:{code}", context="otp")
+        if not constant_time_equal(expected, given):
+            await self._event(None, "sign-in-failed", {"reason": "wrong-code"}, ip)
+            raise InvalidOtp(
+                "The code is wrong.", attempts_left=max(OTP_MAX_ATTEMPTS - attempts, 0)
+            )
+        # Single use: of two concurrent correct submissions only one deletes the key.
+        if not await _redis(self.redis.delete(f"otp:{key}")):
+            raise InvalidOtp("The code was already used.")
+        async with self.pool.acquire() as conn, conn.transaction():
+            account, created = await self.repo.get_or_create_account(conn, phone)
+            pair = await self._open_session(conn, account, device=device, ip=ip)
+            await self.repo.record_event(
+                conn, account.id, "sign-in", {"method": "sms-otp", "new_account": created}, ip
+            )
+        return pair
+
+    # tokens and sessions --------------------------------------------------------------
+
+    async def _open_session(
+        self, conn: asyncpg.Connection, account: Account, *, device: str, ip: str
+    ) -> TokenPair:
+        expires = datetime.now(UTC) + timedelta(seconds=self.refresh_ttl)
+        sid = await self.repo.create_session(conn, account.id, device, ip, expires)
+        return await self._issue(conn, account, sid)
+
+    async def _issue(self, conn: asyncpg.Connection, account: Account, sid: str) -> TokenPair:
+        refresh = "rt_" + secrets.token_urlsafe(32)
+        await self.repo.add_refresh_token(conn, token_hash(refresh), sid)
+        roles = [g.claim for g in await self.repo.roles_of(conn, account.id)]
+        access = self.tokens.issue_access(
+            sub=account.id,
+            sid=sid,
+            acr=account.assurance_level,
+            roles=roles,
+            phone_masked=account.masked_phone,
+        )
+        return TokenPair(access, refresh, self.tokens.access_ttl, sid, account.id)
+
+    async def refresh(self, refresh_token: object, *, ip: str) -> TokenPair:
+        if not isinstance(refresh_token, str) or not refresh_token.startswith("rt_"):
+            raise InvalidRefreshToken("The refresh token is not valid.")
+        await self.limit_token_requests(ip)
+        digest = token_hash(refresh_token)
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                sid = await self.repo.consume_refresh_token(conn, digest)
+                if sid is not None:
+                    session = await self.repo.session(conn, sid)
+                    if session is None or session.revoked_at or session.expires_at < _now():
+                        raise SessionRevoked("This session has ended; sign in again.")
+                    account = await self.repo.account(conn, session.account_id)
+                    assert account is not None
+                    await self.repo.touch_session(conn, sid)
+                    return await self._issue(conn, account, sid)
+            # Not an unused token: a reuse of a rotated one revokes the session.
+            async with conn.transaction():
+                reused_sid = await self.repo.refresh_token_session(conn, digest)
+                if reused_sid is None:
+                    raise InvalidRefreshToken("The refresh token is not valid.")
+                session = await self.repo.session(conn, reused_sid)
+                await self.repo.revoke_session(conn, reused_sid, "refresh-token-reused")
+                if session is not None:
+                    await self.repo.record_event(
+                        conn,
+                        session.account_id,
+                        "refresh-token-reused",
+                        {"session": reused_sid},
+                        ip,
+                    )
+        raise RefreshTokenReused(
+            "This refresh token was already used, so the session was ended for safety."
+        )
+
+    async def limit_token_requests(self, ip: str) -> None:
+        minute = int(time.time() // 60)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.incr(f"tok:ip:{ip}:{minute}")
+        pipe.expire(f"tok:ip:{ip}:{minute}", 60)
+        count, _ = await _redis(pipe.execute())
+        if int(count) > TOKEN_PER_IP_PER_MINUTE:
+            raise RateLimited("Too many token requests.", retry_after=60 - int(time.time()) % 60)
+
+    async def logout(self, account_id: str, sid: str | None, ip: str) -> None:
+        if sid is None:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            session = await self.repo.session(conn, sid)
+            if session is not None and session.account_id == account_id:
+                await self.repo.revoke_session(conn, sid, "logout")
+                await self.repo.record_event(conn, account_id, "logout", {"session": sid}, ip)
+
+    async def sessions(self, account_id: str) -> list[Session]:
+        async with self.pool.acquire() as conn:
+            return await self.repo.sessions_of(conn, account_id)
+
+    async def revoke_session(self, account_id: str, sid: str, ip: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            session = await self.repo.session(conn, sid)
+            # Another account's session is reported as absent, not as forbidden.
+            if session is None or session.account_id != account_id or session.revoked_at:
+                raise NotFound("No such active session.")
+            await self.repo.revoke_session(conn, sid, "revoked-by-user")
+            await self.repo.record_event(conn, account_id, "session-revoked", {"session": sid}, ip)
+
+    async def account(self, account_id: str) -> Account:
+        async with self.pool.acquire() as conn:
+            account = await self.repo.account(conn, account_id)
+        if account is None:
+            raise NotFound("No such account.")
+        return account
+
+    async def security_events(
+        self, account_id: str, before: int | None, limit: int
+    ) -> list[SecurityEvent]:
+        async with self.pool.acquire() as conn:
+            return await self.repo.events_of(conn, account_id, before, limit)
+
+    async def sms_outbox(self, raw_phone: str, limit: int = 20) -> list[tuple[datetime, str]]:
+        phone = normalise_phone(raw_phone)
+        async with self.pool.acquire() as conn:
+            return await self.repo.sms_for(conn, phone, limit)
+
+    async def _event(
+        self, account_id: str | None, kind: str, detail: dict[str, Any], ip: str
+    ) -> None:
+        async with self.pool.acquire() as conn:
+            await self.repo.record_event(conn, account_id, kind, detail, ip)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,51 @@
+"""``make_app``: the Tornado application from the route lists of every context."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import tornado.web
+
+from server.api import identity, ops
+from server.bootstrap import Services
+from server.http import NotFoundHandler, Route
+from server.openapi import build_spec
+
+access_log = logging.getLogger("superapp.access")
+
+ROUTES: list[Route] = [*ops.ROUTES, *identity.ROUTES]
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    status = handler.get_status()
+    access_log.info(
+        "request",
+        extra={
+            "method": handler.request.method,
+            "route": getattr(handler, "template", "unmatched"),
+            "status": status,
+            "duration_ms": round(handler.request.request_time() * 1000, 2),
+            "request_id": getattr(handler, "request_id", ""),
+        },
+    )
+
+
+def make_app(
+    svc: Services, routes: list[Route] | None = None, **settings: Any
+) -> tornado.web.Application:
+    routes = routes if routes is not None else ROUTES
+    specs = [
+        tornado.web.url(r.pattern, r.handler, {"svc": svc, "template": r.template, **r.kwargs})
+        for r in routes
+    ]
+    return tornado.web.Application(
+        specs,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"svc": svc},
+        log_function=_log_request,
+        openapi=build_spec(routes, server_url=svc.settings.issuer),
+        xheaders=False,
+        compress_response=False,
+        **settings,
+    )

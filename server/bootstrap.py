@@ -1,0 +1,153 @@
+"""The composition root: resolve settings against the embedded servers, open
+the pools, build every service with its dependencies, and close them again.
+
+``prepare`` runs once in the parent process before workers start (embedded
+servers, master key, migrations, first signing key); ``build`` runs in each
+worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import redis.asyncio as aioredis
+
+from identity.crypto import Vault
+from identity.organisations import Organisations
+from identity.ports import OutboxSms
+from identity.repository import IdentityRepository
+from identity.service import SignInService
+from identity.signing import RELOAD_INTERVAL, KeyRingStore
+from identity.tokens import TokenService
+from server.embedded import Embedded, master_key_file, start_embedded
+from server.metrics import Metrics
+from server.migrate import apply_migrations
+from server.settings import Settings
+
+log = logging.getLogger("superapp.bootstrap")
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def resolve(settings: Settings) -> tuple[Settings, Embedded]:
+    """Start the embedded servers that are needed and fill in their URLs."""
+    emb, db_url, redis_url = start_embedded(
+        settings.data_dir, postgres=settings.embedded_database, redis=settings.embedded_redis
+    )
+    resolved = settings.with_(
+        database_url=settings.database_url or db_url,
+        redis_url=settings.redis_url or redis_url,
+        master_key=settings.master_key or master_key_file(settings.data_dir),
+    )
+    log.info("database in use", extra={"url": redact_url(resolved.database_url or "")})
+    log.info("redis in use", extra={"url": redact_url(resolved.redis_url or "")})
+    return resolved, emb
+
+
+async def prepare_database(settings: Settings) -> list[str]:
+    """Apply migrations and make sure a signing key exists (idempotent)."""
+    assert settings.database_url and settings.master_key
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        applied = await apply_migrations(conn)
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        await KeyRingStore(pool, IdentityRepository(Vault(settings.master_key))).ensure()
+    finally:
+        await pool.close()
+    return applied
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    http: httpx.AsyncClient
+    vault: Vault
+    metrics: Metrics
+    keys: KeyRingStore
+    tokens: TokenService
+    identity_repo: IdentityRepository
+    signin: SignInService
+    orgs: Organisations
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def reload_keys(self) -> None:
+        self.tokens.ring = await self.keys.load()
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL)
+            try:
+                await self.reload_keys()
+            except (OSError, asyncpg.PostgresError):
+                log.warning("key ring reload failed; keeping the keys in memory")
+
+    def start_background(self) -> None:
+        self.tasks.append(asyncio.create_task(self._reload_loop()))
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.http.aclose()
+        await self.redis.aclose()
+        await self.pool.close()
+
+
+async def build(settings: Settings, *, pool_size: int = 10) -> Services:
+    assert settings.database_url and settings.redis_url and settings.master_key
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=1, max_size=pool_size, command_timeout=30
+    )
+    redis = aioredis.Redis.from_url(
+        settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, max_connections=200
+    )
+    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0), follow_redirects=False)
+    vault = Vault(settings.master_key)
+    repo = IdentityRepository(vault)
+    keys = KeyRingStore(pool, repo)
+    tokens = TokenService(
+        await keys.load(), issuer=settings.issuer, access_ttl=settings.access_token_ttl
+    )
+    signin = SignInService(
+        pool,
+        redis,
+        repo,
+        vault,
+        tokens,
+        OutboxSms(pool, repo),
+        refresh_ttl=settings.refresh_token_ttl,
+    )
+    return Services(
+        settings=settings,
+        pool=pool,
+        redis=redis,
+        http=http,
+        vault=vault,
+        metrics=Metrics(),
+        keys=keys,
+        tokens=tokens,
+        identity_repo=repo,
+        signin=signin,
+        orgs=Organisations(pool, repo),
+    )

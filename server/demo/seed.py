@@ -1,0 +1,60 @@
+"""Demo data, seeded idempotently: units, staff and citizen accounts with
+their roles. ``superapp demo --json`` prints what was seeded in one stable
+shape: ``{"accounts": {...}, "clients": {...}, "apps": {...}, ...}``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from server.bootstrap import Services
+from server.demo.shenzhen_units import UNITS
+
+Progress = Callable[[str, int, int], None]
+
+# (name, phone, role, unit code or None)
+ACCOUNTS: list[tuple[str, str, str | None, str | None]] = [
+    ("platform_admin", "+8613800000001", "platform-admin", None),
+    ("citizen", "+8613800000002", None, None),
+    ("reviewer", "+8613800000003", "reviewer", None),
+    ("unit_admin", "+8613800000004", "unit-admin", "szgov-zsj"),
+    ("developer", "+8613800000005", "developer", "szgov-zsj"),
+    ("counter_staff", "+8613800000006", "counter-staff", "szgov-ga"),
+    ("issuer", "+8613800000007", "issuer", "szgov-ga"),
+    ("finance", "+8613800000008", "finance", "szgov-zsj"),
+]
+
+
+async def seed(svc: Services, progress: Progress | None = None) -> dict[str, Any]:
+    units: dict[str, str] = {}
+    for i, u in enumerate(UNITS, 1):
+        unit, _ = await svc.orgs.upsert_unit(
+            code=u["code"],
+            name_zh=u["name_zh"],
+            name_en=u["name_en"],
+            kind=u["kind"],
+            district_code=u["district_code"],
+        )
+        units[unit.code] = unit.id
+        if progress:
+            progress("units", i, len(UNITS))
+    accounts: dict[str, dict[str, Any]] = {}
+    for name, phone, role, unit_code in ACCOUNTS:
+        unit_id = units[unit_code] if unit_code else None
+        if role:
+            account, _ = await svc.orgs.grant(phone, role, unit_id, granted_by=None)
+        else:
+            async with svc.pool.acquire() as conn:
+                account, _ = await svc.identity_repo.get_or_create_account(conn, phone)
+        entry: dict[str, Any] = {"phone": phone, "sub": account.id}
+        if role:
+            entry["role"] = role
+        if unit_id:
+            entry["unit_id"] = unit_id
+        accounts[name] = entry
+    return {
+        "accounts": accounts,
+        "clients": {},
+        "apps": {},
+        "units": {"count": len(units), "by_code": units},
+    }

@@ -1,0 +1,262 @@
+"""BaseHandler: request id, body with a size cap, JSON decoding, bearer-token
+authentication (verified locally against the key ring), and RFC 9457 problem
+rendering for every error, including 404, 405, 413 and unexpected exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import tornado.httputil
+import tornado.web
+
+from identity.errors import DomainError, Unauthorized, ValidationError
+from identity.tokens import Principal
+from server import errors
+
+if TYPE_CHECKING:
+    from server.bootstrap import Services
+
+log = logging.getLogger("superapp.http")
+access_log = logging.getLogger("superapp.access")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route by its OpenAPI path template (``/api/v1/x/{id}``)."""
+
+    template: str
+    handler: type[tornado.web.RequestHandler]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pattern(self) -> str:
+        def group(m: re.Match[str]) -> str:
+            name, _, kind = m.group(1).partition(":")
+            return f"(?P<{name}>.*)" if kind == "path" else f"(?P<{name}>[^/]+)"
+
+        return re.sub(r"\{([a-z_]+(?::path)?)\}", group, self.template) + "$"
+
+    @property
+    def openapi_path(self) -> str:
+        return re.sub(r"\{([a-z_]+):path\}", r"{\1}", self.template)
+
+
+def route(template: str, handler: type[tornado.web.RequestHandler], **kwargs: Any) -> Route:
+    return Route(template, handler, kwargs)
+
+
+@tornado.web.stream_request_body
+class BaseHandler(tornado.web.RequestHandler):
+    """Every handler's base. Handlers stay thin: parse, call one service, serialise."""
+
+    #: OpenAPI operations by lower-case method, read by ``server/openapi.py``.
+    openapi: dict[str, dict[str, Any]] = {}
+    #: Largest body this route accepts (defaults to ``SUPERAPP_MAX_BODY_BYTES``).
+    max_body: int | None = None
+
+    def initialize(self, svc: Services, template: str = "", **_: Any) -> None:
+        self.svc = svc
+        self.template = template or "unmatched"
+        self.request_id = ""
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._too_large = False
+        self._principal: Principal | None = None
+        self._started = time.perf_counter()
+
+    # request id, size cap, authentication ---------------------------------------------
+
+    def prepare(self) -> Awaitable[None] | None:
+        incoming = self.request.headers.get("X-Request-Id", "")
+        self.request_id = incoming if _REQUEST_ID.match(incoming) else "req_" + secrets.token_hex(8)
+        self.set_header("X-Request-Id", self.request_id)
+        cap = self._cap
+        length = self.request.headers.get("Content-Length")
+        if length is not None:
+            if not length.isdigit():
+                raise tornado.web.HTTPError(400, "Content-Length is not a number.")
+            if int(length) > cap:
+                raise tornado.web.HTTPError(413, f"The body may be at most {cap} bytes.")
+        if self.request.method in ("POST", "PUT", "PATCH") and hasattr(
+            self.request.connection, "set_max_body_size"
+        ):
+            # Past twice the cap the connection is dropped; up to it we answer 413.
+            self.request.connection.set_max_body_size(cap * 2 + 1)
+        return None
+
+    @property
+    def _cap(self) -> int:
+        return self.max_body or self.svc.settings.max_body_bytes
+
+    def data_received(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._cap:
+            self._too_large = True
+            self._chunks.clear()
+        elif not self._too_large:
+            self._chunks.append(chunk)
+
+    def body(self) -> bytes:
+        if self._too_large:
+            raise tornado.web.HTTPError(413, f"The body may be at most {self._cap} bytes.")
+        return b"".join(self._chunks)
+
+    @property
+    def principal(self) -> Principal | None:
+        """The verified caller, or None; a bad bearer token raises ``invalid-token``.
+
+        Verified lazily, so public routes ignore an Authorization header they do
+        not need, and verification needs no database or Redis round trip."""
+        if self._principal is None:
+            header = self.request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            # Other schemes (Basic for OAuth clients) are read by their routes.
+            if scheme.lower() == "bearer" and token.strip():
+                self._principal = self.svc.tokens.verify_access(token.strip())
+        return self._principal
+
+    def require_user(self, level: int = 1) -> Principal:
+        p = self.principal
+        if p is None or p.kind != "user":
+            raise Unauthorized("Sign in first: send an access token as a Bearer token.")
+        p.require_level(level)
+        return p
+
+    def require_client(self) -> Principal:
+        p = self.principal
+        if p is None or p.kind != "client":
+            raise Unauthorized("This call needs a client access token (client_credentials).")
+        return p
+
+    @property
+    def client_ip(self) -> str:
+        return self.request.remote_ip or ""
+
+    # JSON -------------------------------------------------------------------------------
+
+    def json_body(self, *, required: bool = True) -> dict[str, Any]:
+        raw = self.body()
+        if not raw.strip():
+            if required:
+                raise DomainErrorInvalidJson("A JSON object body is required.")
+            return {}
+        ctype = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype != "application/json" and not ctype.endswith("+json"):
+            raise tornado.web.HTTPError(415, "Send the body as application/json.")
+        try:
+            value = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise DomainErrorInvalidJson("The body is not valid JSON.") from None
+        if not isinstance(value, dict):
+            raise DomainErrorInvalidJson("The body must be a JSON object.")
+        return value
+
+    def form_body(self) -> tuple[dict[str, list[bytes]], dict[str, list[Any]]]:
+        """Parse a form or multipart body (OAuth endpoints, uploads, channel callbacks)."""
+        args: dict[str, list[bytes]] = {}
+        files: dict[str, list[Any]] = {}
+        tornado.httputil.parse_body_arguments(
+            self.request.headers.get("Content-Type", ""), self.body(), args, files
+        )
+        return args, files
+
+    def query_int(self, name: str, default: int, lo: int, hi: int) -> int:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        if not raw.lstrip("-").isdigit() or not lo <= int(raw) <= hi:
+            raise ValidationError(name, f"Must be a whole number from {lo} to {hi}.")
+        return int(raw)
+
+    def send_json(self, value: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+
+    # errors ------------------------------------------------------------------------------
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, DomainError):
+            if self._finished:
+                return
+            body = errors.from_domain(e, self.request_id or "-")
+            retry = e.extra.get("retry_after")
+            if retry is not None:
+                self.set_header("Retry-After", str(int(retry)))
+            self._send_problem(body)
+            return
+        super()._handle_request_exception(e)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        detail = None
+        exc_info = kwargs.get("exc_info")
+        if exc_info is not None and isinstance(exc_info[1], tornado.web.HTTPError):
+            detail = exc_info[1].log_message if status_code < 500 else None
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
+            detail = f"Use one of: {', '.join(self.allowed_methods())}."
+        if status_code == 404 and detail is None:
+            detail = "There is nothing at this address."
+        self._send_problem(errors.from_status(status_code, self.request_id or "-", detail))
+
+    def _send_problem(self, body: dict[str, Any]) -> None:
+        self.clear_header("Content-Type")
+        self.set_status(body["status"])
+        if not self.request_id:
+            self.request_id = "req_" + secrets.token_hex(8)
+        self.set_header("X-Request-Id", self.request_id)
+        self.set_header("Content-Type", "application/problem+json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(body, ensure_ascii=False))
+
+    def allowed_methods(self) -> list[str]:
+        cls = type(self)
+        return [
+            m
+            for m in _METHODS
+            if getattr(cls, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())
+        ] or ["GET"]
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:
+            return  # client errors are in the access log, not the error log
+        log.error(
+            "unhandled error",
+            exc_info=(typ, value, tb),
+            extra={"request_id": self.request_id, "route": self.template},
+        )
+
+    def on_finish(self) -> None:
+        self.svc.metrics.observe(
+            self.request.method or "-", self.template, self.get_status(), self.elapsed
+        )
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+
+class DomainErrorInvalidJson(DomainError):
+    code = "invalid-json"
+    kind = "invalid"
+    title = "The body is not valid JSON"
+
+
+class NotFoundHandler(BaseHandler):
+    """Tornado's default handler: every unknown address is a 404 problem."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        raise tornado.web.HTTPError(404)

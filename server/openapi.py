@@ -1,0 +1,122 @@
+"""OpenAPI 3.1 document built from the route list: every route appears, with
+the request and response schemas its handler declares in ``openapi``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from server.http import Route
+
+PROBLEM = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code", "request_id"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "request_id": {"type": "string"},
+    },
+}
+
+
+def obj(required: list[str] | None = None, **props: Any) -> dict[str, Any]:
+    """A JSON object schema: ``obj(["a"], a=STR, b=INT)``."""
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+STR: dict[str, Any] = {"type": "string"}
+INT: dict[str, Any] = {"type": "integer"}
+BOOL: dict[str, Any] = {"type": "boolean"}
+ANY_OBJ: dict[str, Any] = {"type": "object"}
+
+
+def arr(items: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+def op(
+    summary: str,
+    *,
+    tag: str,
+    request: dict[str, Any] | None = None,
+    response: dict[str, Any] | None = None,
+    status: int = 200,
+    auth: str | None = None,
+    errors: tuple[int, ...] = (),
+    content_type: str = "application/json",
+    request_type: str = "application/json",
+    query: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "tags": [tag]}
+    if request is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {request_type: {"schema": request}},
+        }
+    ok: dict[str, Any] = {"description": "Success"}
+    if response is not None:
+        ok["content"] = {content_type: {"schema": response}}
+    responses: dict[str, Any] = {str(status): ok}
+    for code in sorted({*errors, 400} if request else set(errors)):
+        responses[str(code)] = {"$ref": "#/components/responses/Problem"}
+    operation["responses"] = responses
+    if auth == "user":
+        operation["security"] = [{"bearer": []}]
+    elif auth == "client":
+        operation["security"] = [{"bearer": []}, {"clientBasic": []}]
+    if query:
+        operation["parameters"] = [
+            {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+            for q in query
+        ]
+    return operation
+
+
+def build_spec(routes: list[Route], *, server_url: str) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for r in routes:
+        path = r.openapi_path
+        item: dict[str, Any] = {}
+        declared = getattr(r.handler, "openapi", {}) or {}
+        for method, operation in declared.items():
+            item[method] = dict(operation)
+        if not item:
+            item["get"] = {"summary": r.template, "responses": {"200": {"description": "OK"}}}
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            for name in re.findall(r"\{([a-z_]+)\}", path)
+        ]
+        if params:
+            item["parameters"] = params
+        paths[path] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "City super-app gateway",
+            "version": "1.0.0",
+            "description": "One identity, one way to pay, one certificate wallet and the "
+            "gateway to thousands of mini-apps. Errors are RFC 9457 problem details "
+            "with a stable `code`.",
+        },
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {
+            "schemas": {"Problem": PROBLEM},
+            "responses": {
+                "Problem": {
+                    "description": "An RFC 9457 problem",
+                    "content": {"application/problem+json": {"schema": PROBLEM}},
+                }
+            },
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "clientBasic": {"type": "http", "scheme": "basic"},
+            },
+        },
+    }
