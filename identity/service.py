@@ -148,6 +148,8 @@ class SignInService:
         # Single use: of two concurrent correct submissions only one deletes the key.
         if not await _redis(self.redis.delete(f"otp:{key}")):
             raise InvalidOtp("The code was already used.")
+        # The resend cool-down guards against SMS floods, not against a fresh sign-in.
+        await _redis(self.redis.delete(f"otp:cd:{key}"))
         async with self.pool.acquire() as conn, conn.transaction():
             account, created = await self.repo.get_or_create_account(conn, phone)
             pair = await self._open_session(conn, account, device=device, ip=ip)

@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,12 +112,15 @@ class EmbeddedPostgres:
     handles: list[Any] = field(default_factory=list)
 
     def start(self) -> None:
-        import pgserver
-
         self.directory.mkdir(parents=True, exist_ok=True)
         # cleanup_mode="stop": pgserver stops the server when the last process
-        # holding a handle on this directory exits.
-        self.server = pgserver.get_server(self.directory, cleanup_mode="stop")
+        # holding a handle on this directory exits. Its platformdirs lookup warns
+        # when XDG_RUNTIME_DIR is unset (servers, CI) and falls back correctly.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
+
+            self.server = pgserver.get_server(self.directory, cleanup_mode="stop")
         self.url = self.server.get_uri()
         log.info("embedded postgres ready", extra={"url": self.url})
 

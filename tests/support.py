@@ -1,0 +1,97 @@
+"""Test helpers: an HTTP client that checks every response, and sign-in."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+import httpx
+
+from server.bootstrap import Services
+
+
+def random_phone() -> str:
+    """A valid, unique mainland mobile number (+86 139...)."""
+    return "+86139" + "".join(str(secrets.randbelow(10)) for _ in range(8))
+
+
+def check_response(resp: httpx.Response) -> None:
+    """What every response of the API must have (JupyterHub's api_request idea)."""
+    assert resp.headers.get("X-Request-Id"), f"no X-Request-Id on {resp.request.url}"
+    if resp.status_code >= 400:
+        ctype = resp.headers.get("Content-Type", "")
+        assert ctype.startswith("application/problem+json"), (resp.status_code, ctype, resp.text)
+        body = resp.json()
+        for key in ("type", "title", "status", "detail", "code", "request_id"):
+            assert key in body, (key, body)
+        assert body["status"] == resp.status_code
+        assert body["request_id"] == resp.headers["X-Request-Id"]
+        assert "Traceback" not in resp.text
+    assert resp.status_code != 500, resp.text
+
+
+class Api:
+    def __init__(self, base_url: str, services: Services) -> None:
+        self.base_url = base_url
+        self.services = services
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=30)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def request(
+        self, method: str, path: str, *, token: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        resp = await self.client.request(method, path, headers=headers, **kwargs)
+        check_response(resp)
+        return resp
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.request("POST", path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.request("DELETE", path, **kw)
+
+    async def last_code(self, phone: str) -> str:
+        messages = await self.services.signin.sms_outbox(phone, 1)
+        assert messages, f"no SMS sent to {phone}"
+        match = re.search(r"\b(\d{6})\b", messages[-1][1])
+        assert match
+        return match.group(1)
+
+    async def sign_in(self, phone: str) -> dict[str, Any]:
+        """Phone sign-in through the HTTP API; returns the token response."""
+        resp = await self.post("/api/v1/identity/otp", json={"phone": phone})
+        assert resp.status_code == 202, resp.text
+        code = await self.last_code(phone)
+        resp = await self.post(
+            "/api/v1/identity/token", json={"grant_type": "otp", "phone": phone, "code": code}
+        )
+        assert resp.status_code == 200, resp.text
+        tokens: dict[str, Any] = resp.json()
+        return tokens
+
+    async def staff(self, role: str, unit_id: str | None) -> tuple[str, str]:
+        """A new account holding ``role``; returns (sub, access token)."""
+        phone = random_phone()
+        account, _ = await self.services.orgs.grant(phone, role, unit_id, granted_by=None)
+        tokens = await self.sign_in(phone)
+        return account.id, tokens["access_token"]
+
+    async def unit(self, kind: str = "municipal") -> str:
+        code = "t-" + secrets.token_hex(5)
+        unit, _ = await self.services.orgs.upsert_unit(
+            code=code,
+            name_zh="测试局" + code,
+            name_en="Test bureau " + code,
+            kind=kind,
+            district_code="440300",
+        )
+        return unit.id
