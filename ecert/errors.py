@@ -8,14 +8,16 @@ extension). ``server/errors.py`` maps ``kind`` to an HTTP status.
 
 from __future__ import annotations
 
-from identity.errors import DomainError
+from typing import ClassVar
+
+from identity.errors import DomainError, Kind
 
 
 class PresentationError(DomainError):
     """Base of every reason a scanned QR presentation is refused."""
 
     code = "qr-invalid"
-    kind = "unprocessable"
+    kind: ClassVar[Kind] = "unprocessable"
     title = "The QR code is not a valid presentation"
 
 
@@ -71,7 +73,7 @@ class CertificateStatusError(DomainError):
     """Base of the reasons a genuine certificate may not be accepted."""
 
     code = "certificate-invalid"
-    kind = "gone"
+    kind: ClassVar[Kind] = "gone"
     title = "The certificate is not valid"
 
 

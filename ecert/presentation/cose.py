@@ -65,7 +65,7 @@ def _sig_structure(protected: bytes, payload: bytes) -> bytes:
 
 def sign1(private_key: ec.EllipticCurvePrivateKey, kid: bytes, payload: bytes) -> bytes:
     if not isinstance(private_key.curve, ec.SECP256R1):
-        raise ValueError("ES256 needs a P-256 key")
+        raise TypeError("ES256 needs a P-256 key")
     protected = cbor2.dumps({HEADER_ALG: ALG_ES256, HEADER_KID: kid})
     der = private_key.sign(_sig_structure(protected, payload), ec.ECDSA(hashes.SHA256()))
     r, s = decode_dss_signature(der)

@@ -70,7 +70,7 @@ def kid_text(kid: bytes) -> str:
 
 def public_jwk(public_key: ec.EllipticCurvePublicKey, kid: str) -> dict[str, str]:
     if not isinstance(public_key.curve, ec.SECP256R1):
-        raise ValueError("only P-256 keys are published")
+        raise TypeError("only P-256 keys are published")
     numbers = public_key.public_numbers()
     return {
         "kty": "EC",
@@ -128,7 +128,7 @@ def sign_credential(
 ) -> str:
     """Compact JWS (ES256, typ ``ecert+jwt``) over the certificate claims."""
     if not isinstance(private_key.curve, ec.SECP256R1):
-        raise ValueError("ES256 needs a P-256 key")
+        raise TypeError("ES256 needs a P-256 key")
     headers = {"kid": kid, "typ": CREDENTIAL_TYP}
     return jwt.encode(dict(claims), private_key, algorithm="ES256", headers=headers)
 
@@ -173,9 +173,9 @@ def _check_times(
 ) -> None:
     t = now.timestamp()
     for name in ("exp", "nbf", "iat"):
-        value = claims.get(name)
+        value = claims.get(name, 0)
         # JSON admits NaN and Infinity; a NaN exp would never compare as expired.
-        if name in claims and (type(value) not in (int, float) or not math.isfinite(value)):
+        if type(value) not in (int, float) or not math.isfinite(value):
             raise error(f"{name} must be a finite number")
     if "exp" in claims and t >= claims["exp"] + leeway:
         raise error("the token has expired")

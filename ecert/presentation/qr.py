@@ -26,11 +26,12 @@ from __future__ import annotations
 import io
 from typing import Any, NamedTuple
 
-import qrcode
-import qrcode.image.pure
-import qrcode.image.svg
+# qrcode 8.2 ships no type information.
+import qrcode  # type: ignore[import-untyped]
+import qrcode.image.pure  # type: ignore[import-untyped]
+import qrcode.image.svg  # type: ignore[import-untyped]
 from qrcode import LUT, base, exceptions, util
-from qrcode.constants import ERROR_CORRECT_M
+from qrcode.constants import ERROR_CORRECT_M  # type: ignore[import-untyped]
 
 
 class QrPng(NamedTuple):
@@ -96,8 +97,10 @@ def _create_data(version: int, error_correction: int, data_list: list[Any]) -> l
     return _create_bytes(buffer, rs_blocks)
 
 
-class _SafeQRCode(qrcode.QRCode):  # type: ignore[type-arg]
-    def makeImpl(self, test: bool, mask_pattern: int) -> None:  # noqa: N802 (qrcode's name)
+class _SafeQRCode(qrcode.QRCode):  # type: ignore[misc]
+    data_cache: list[int] | None
+
+    def makeImpl(self, test: bool, mask_pattern: int) -> None:
         if self.data_cache is None:
             self.data_cache = _create_data(self.version, self.error_correction, self.data_list)
         super().makeImpl(test, mask_pattern)

@@ -144,7 +144,7 @@ def verify_status_list_token(
     uri, iat, exp, ttl = claims.get("sub"), claims.get("iat"), claims.get("exp"), claims.get("ttl")
     if not isinstance(uri, str) or (expected_uri is not None and uri != expected_uri):
         raise StatusListInvalid("the status list token is for another URI")
-    if not _is_date(iat) or (exp is not None and not _is_date(exp)):
+    if not isinstance(iat, int) or not _is_date(iat) or (exp is not None and not _is_date(exp)):
         raise StatusListInvalid("iat (and exp) must be integer NumericDates")
     if ttl is not None and (type(ttl) is not int or ttl < 0):
         raise StatusListInvalid("ttl must be a non-negative integer")
