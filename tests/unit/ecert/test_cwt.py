@@ -208,7 +208,9 @@ def test_signed_but_malformed_claims(issuer: Any, now: datetime, over: dict[int,
 
 
 @pytest.mark.parametrize("payload", [cbor2.dumps([1, 2]), b"\xff", cbor2.dumps("text")])
-def test_signed_payload_that_is_not_a_claims_map(issuer: Any, now: datetime, payload: bytes) -> None:
+def test_signed_payload_that_is_not_a_claims_map(
+    issuer: Any, now: datetime, payload: bytes
+) -> None:
     with pytest.raises(errors.QrMalformed):
         cwt.decode_and_verify(
             forge(issuer.private_key, payload, kid=issuer.kid_bytes), issuer.lookup(), now
@@ -277,9 +279,7 @@ def test_tampered_payload(issuer: Any, now: datetime) -> None:
         cwt.decode_and_verify("SZ1:" + base45.encode(cbor2.dumps(forged)), issuer.lookup(), now)
 
 
-@pytest.mark.parametrize(
-    "signature", [b"", b"\x00" * 64, b"\xff" * 64, b"\x01" * 63, b"\x01" * 72]
-)
+@pytest.mark.parametrize("signature", [b"", b"\x00" * 64, b"\xff" * 64, b"\x01" * 63, b"\x01" * 72])
 def test_bad_signature_values(issuer: Any, now: datetime, signature: bytes) -> None:
     text = forge(issuer.private_key, claims(now), kid=issuer.kid_bytes, signature=signature)
     with pytest.raises(errors.QrBadSignature):
