@@ -83,6 +83,7 @@ def test_alphanumeric_mode_is_used(issuer: Any, now: datetime) -> None:
     text = minimal(issuer, now)
     code = qr._build(text, None, 1, 0)
     assert [d.mode for d in code.data_list] == [MODE_ALPHA_NUM]
+    assert code.data_cache is not None
     assert code.data_cache[0] >> 4 == 0b0010  # the first 4 bits of the stream: alphanumeric
 
 
