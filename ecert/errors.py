@@ -63,7 +63,8 @@ class QrNotYetValid(PresentationError):
 
 
 class QrReplayed(PresentationError):
-    # Raised by the online scan service (one-time cti nonce in Redis), not by this codec.
+    # Raised by the online scan service (one-time nonce in Redis), not by this codec. Key the
+    # nonce on (kid, cti), never on the QR text: ECDSA (r, s) has a valid twin (r, n - s).
     code = "qr-replayed"
     kind = "gone"
     title = "The QR code has already been used"

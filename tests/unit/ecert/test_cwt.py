@@ -334,3 +334,19 @@ def test_encoder_refuses_naive_or_inverted_times(issuer: Any, now: datetime) -> 
         present(issuer, now.replace(tzinfo=None))
     with pytest.raises(ValueError):
         present(issuer, now, expires_at=now)
+
+
+def test_signature_twin_verifies_so_replay_must_key_on_cti(issuer: Any, now: datetime) -> None:
+    # ECDSA (r, s) and (r, n - s) both verify: one presentation has two valid QR texts.
+    # The online replay check must therefore key on cti, never on the text or its hash.
+    n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256 order
+    text = present(issuer, now)
+    protected, unprotected, payload, signature = cbor2.loads(base45.decode(text[4:])).value
+    s = int.from_bytes(signature[32:], "big")
+    twin_sig = signature[:32] + (n - s).to_bytes(32, "big")
+    twin_msg = cbor2.CBORTag(18, [protected, unprotected, payload, twin_sig])
+    twin = "SZ1:" + base45.encode(cbor2.dumps(twin_msg))
+    assert twin != text
+    a = cwt.decode_and_verify(text, issuer.lookup(), now)
+    b = cwt.decode_and_verify(twin, issuer.lookup(), now)
+    assert a.cti == b.cti
