@@ -33,7 +33,7 @@ import logging
 import math
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 import httpx
 
@@ -225,13 +225,13 @@ class HttpFaceVerifier:
 
 
 def _face_match(body: object) -> FaceMatch:
-    bad = FaceServiceBadResponse("The face service's answer lacks score, threshold or matched.")
-    if not isinstance(body, dict):
-        raise bad
-    score, threshold, matched = body.get("score"), body.get("threshold"), body.get("matched")
-    numbers_ok = all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in (score, threshold)
-    )
-    if not numbers_ok or not isinstance(matched, bool):
-        raise bad
-    return FaceMatch(score=float(score), threshold=float(threshold), matched=matched)  # type: ignore[arg-type]
+    if isinstance(body, dict):
+        score, threshold, matched = body.get("score"), body.get("threshold"), body.get("matched")
+        if _is_number(score) and _is_number(threshold) and isinstance(matched, bool):
+            return FaceMatch(score=float(score), threshold=float(threshold), matched=matched)
+    raise FaceServiceBadResponse("The face service's answer lacks score, threshold or matched.")
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    # bool is an int subclass: "score": true must not pass for 1.0.
+    return isinstance(value, int | float) and not isinstance(value, bool)
