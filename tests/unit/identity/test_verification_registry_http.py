@@ -129,10 +129,12 @@ async def test_unreachable_registry_is_dependency_unavailable() -> None:
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
 async def test_silent_registry_times_out() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
     async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
         while await reader.read(65536):  # read the request, never answer, until hung up
             pass
-        writer.close()
 
     server = await asyncio.start_server(swallow, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -146,4 +148,7 @@ async def test_silent_registry_times_out() -> None:
             assert loop.time() - started < 3
     finally:
         server.close()
+        for writer in writers:
+            writer.close()
+            await writer.wait_closed()
         await server.wait_closed()
