@@ -60,6 +60,10 @@ def decode_rgb(
                     f"The image has more than {MAX_IMAGE_PIXELS} pixels.", image=image
                 )
             oriented = ImageOps.exif_transpose(opened)
+            if oriented.mode.startswith("I;16"):
+                # 16-bit greyscale PNG: convert("RGB") would clip it to white, so scale it.
+                grey = (np.asarray(oriented, dtype=np.uint16) >> 8).astype(np.uint8)
+                oriented = Image.fromarray(grey)  # 2-D uint8 is mode "L"
             rgb = oriented.convert("RGB")
     except InvalidImage:
         raise

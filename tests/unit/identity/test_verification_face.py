@@ -19,6 +19,7 @@ pytest.importorskip("dlib")
 pytest.importorskip("skimage")
 pytest.importorskip("matplotlib")
 
+import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
@@ -214,3 +215,21 @@ async def test_same_person_is_always_closer_than_another_person(
         distances[label] = (await verifier.compare(probe, reference)).score
         print(f"{label}: distance {distances[label]:.4f}")
     assert max(distances[k] for k in same) < min(distances[k] for k in different)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_every_usual_colour_mode_is_understood(
+    verifier: LocalFaceVerifier, photos: dict[str, bytes], astronaut: Image.Image
+) -> None:
+    grey16 = Image.fromarray(np.asarray(astronaut.convert("L")).astype(np.uint16) * 257)
+    assert grey16.mode == "I;16"  # a 16-bit PNG: naive convert("RGB") turns it white
+    probes = {
+        "grey JPEG": encode(astronaut.convert("L")),
+        "RGBA PNG": encode(astronaut.convert("RGBA"), "PNG"),
+        "CMYK JPEG": encode(astronaut.convert("CMYK")),
+        "palette PNG": encode(astronaut.convert("P"), "PNG"),
+        "16-bit grey PNG": encode(grey16, "PNG"),
+    }
+    for label, probe in probes.items():
+        assert (await verifier.compare(probe, photos["astronaut"])).matched, label
