@@ -110,8 +110,8 @@ class LocalFaceVerifier:
         if executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            # One thread: dlib's network object is not safe to share between threads,
-            # and the per-thread model cache would otherwise load 30 MB per thread.
+            # One thread: the ResNet call holds the GIL, so more threads add little
+            # throughput, and each thread would load its own 30 MB of models.
             executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="face")
         self._executor = executor
         self._threshold = threshold
