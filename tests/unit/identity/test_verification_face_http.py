@@ -50,6 +50,7 @@ async def test_provider_errors_keep_their_code_and_image() -> None:
     assert caught.value.extra == {"image": "probe"}
 
 
+@pytest.mark.expect_error_logs  # the adapter logs a refused key at ERROR on purpose
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(
