@@ -8,12 +8,14 @@ channel that did not answer (``channel-unavailable``).
 
 from __future__ import annotations
 
-from identity.errors import DomainError
+from typing import ClassVar
+
+from identity.errors import DomainError, Kind
 
 
 class PaymentError(DomainError):
     code = "payment-error"
-    kind = "invalid"
+    kind: ClassVar[Kind] = "invalid"
     title = "The payment request failed"
 
 

@@ -17,9 +17,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
-from payments.channels import alipay_bill
+from payments.channels import alipay_bill, rsa
 from payments.channels import alipay_signing as signing
-from payments.channels import rsa
 from payments.channels.credentials import AlipayAppCredentials
 from payments.channels.money import fen_to_yuan, yuan_to_fen
 from payments.errors import (
@@ -141,8 +140,9 @@ class AlipayChannel:
             biz["time_expire"] = order.expires_at.astimezone(BEIJING).strftime(_TIME)
         params = self._common("alipay.trade.app.pay", biz)
         text = signing.order_string(params, self._creds.private_key)
-        return ChannelPayment("alipay", order.out_trade_no, order.out_trade_no,
-                              {"order_string": text})
+        return ChannelPayment(
+            "alipay", order.out_trade_no, order.out_trade_no, {"order_string": text}
+        )
 
     async def query(self, out_trade_no: str) -> ChannelTradeState:
         try:
@@ -213,7 +213,9 @@ class AlipayChannel:
         self, headers: Mapping[str, str], body: bytes, now: dt.datetime
     ) -> ChannelNotification:
         try:
-            params = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True))
+            params = dict(
+                parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+            )
         except (ValueError, UnicodeDecodeError) as exc:
             raise CallbackMalformed("notification is not a form") from exc
         if not signing.verify_params(

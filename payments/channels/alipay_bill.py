@@ -39,29 +39,35 @@ def build_trade_bill(
     writer = csv.writer(out, lineterminator="\r\n")
     out.write(f"#支付宝业务明细查询\r\n#账号：[{pid}0156]\r\n")
     out.write(f"#起始日期：[{day:%Y年%m月%d日} 00:00:00]\r\n")
-    out.write("#-----------------------------------------业务明细列表----------------------------\r\n")
+    out.write(
+        "#-----------------------------------------业务明细列表----------------------------\r\n"
+    )
     writer.writerow(HEADER)
     trades = refunds = 0
     for r in rows:
         is_refund = r.kind == "refund"
         when = r.occurred_at.astimezone(BEIJING).strftime(_TIME)
         fields = dict.fromkeys(HEADER, "")
-        fields.update({
-            "支付宝交易号": r.transaction_id,
-            "商户订单号": r.out_trade_no,
-            "业务类型": "退款" if is_refund else "交易",
-            "商品名称": subjects.get(r.out_trade_no, ""),
-            "创建时间": when,
-            "完成时间": when,
-            "订单金额（元）": fen_to_yuan(int(r.extra.get("total_fen", r.amount_fen))),
-            "商家实收（元）": fen_to_yuan(-r.amount_fen if is_refund else r.amount_fen),
-            "退款批次号/请求号": r.out_refund_no or "",
-            "服务费（元）": fen_to_yuan(r.fee_fen if is_refund else -r.fee_fen),
-        })
+        fields.update(
+            {
+                "支付宝交易号": r.transaction_id,
+                "商户订单号": r.out_trade_no,
+                "业务类型": "退款" if is_refund else "交易",
+                "商品名称": subjects.get(r.out_trade_no, ""),
+                "创建时间": when,
+                "完成时间": when,
+                "订单金额（元）": fen_to_yuan(int(r.extra.get("total_fen", r.amount_fen))),
+                "商家实收（元）": fen_to_yuan(-r.amount_fen if is_refund else r.amount_fen),
+                "退款批次号/请求号": r.out_refund_no or "",
+                "服务费（元）": fen_to_yuan(r.fee_fen if is_refund else -r.fee_fen),
+            }
+        )
         writer.writerow([fields[h] for h in HEADER])
         refunds += is_refund
         trades += not is_refund
-    out.write("#-----------------------------------------业务明细列表结束------------------------\r\n")
+    out.write(
+        "#-----------------------------------------业务明细列表结束------------------------\r\n"
+    )
     out.write(f"#交易合计：{trades}笔，退款合计：{refunds}笔\r\n")
     out.write(f"#导出时间：[{dt.datetime.now(BEIJING):%Y年%m月%d日 %H:%M:%S}]\r\n")
     buffer = io.BytesIO()

@@ -109,9 +109,15 @@ class State:
         if existing is not None:
             return existing if existing.total == total else "ACQ.CONTEXT_INCONSISTENT"
         trade_no = dt.datetime.now(BEIJING).strftime("%Y%m%d") + "22001" + secrets.token_hex(8)
-        trade = Trade(no, trade_no[:28], str(biz.get("subject", "")), total,
-                      params.get("notify_url", ""), str(biz.get("time_expire", "")),
-                      gmt_create=_now())
+        trade = Trade(
+            no,
+            trade_no[:28],
+            str(biz.get("subject", "")),
+            total,
+            params.get("notify_url", ""),
+            str(biz.get("time_expire", "")),
+            gmt_create=_now(),
+        )
         self.trades[no] = trade
         return trade
 
@@ -150,9 +156,13 @@ class State:
         t = self.trades.get(str(biz.get("out_trade_no")))
         if t is None:
             return _business("ACQ.TRADE_NOT_EXIST", "交易不存在")
-        fields = {"trade_no": t.trade_no, "out_trade_no": t.out_trade_no,
-                  "trade_status": t.trade_status, "total_amount": fen_to_yuan(t.total),
-                  "buyer_logon_id": "159****5620"}
+        fields = {
+            "trade_no": t.trade_no,
+            "out_trade_no": t.out_trade_no,
+            "trade_status": t.trade_status,
+            "total_amount": fen_to_yuan(t.total),
+            "buyer_logon_id": "159****5620",
+        }
         if t.gmt_payment:
             fields.update(send_pay_date=t.gmt_payment, buyer_pay_amount=fen_to_yuan(t.total))
         return _ok(**fields)
@@ -185,9 +195,14 @@ class State:
             t.refunds[request_no] = (amount, _now())
         elif previous[0] != amount:
             return _business("ACQ.CONTEXT_INCONSISTENT", "参数与上次请求不一致")
-        return _ok(trade_no=t.trade_no, out_trade_no=t.out_trade_no, fund_change="Y",
-                   refund_fee=fen_to_yuan(t.refunded), gmt_refund_pay=t.refunds[request_no][1],
-                   buyer_logon_id="159****5620")
+        return _ok(
+            trade_no=t.trade_no,
+            out_trade_no=t.out_trade_no,
+            fund_change="Y",
+            refund_fee=fen_to_yuan(t.refunded),
+            gmt_refund_pay=t.refunds[request_no][1],
+            buyer_logon_id="159****5620",
+        )
 
     def refund_query(self, biz: dict[str, Any]) -> Answer:
         t = self.trades.get(str(biz.get("out_trade_no")))
@@ -196,10 +211,15 @@ class State:
         refund = t.refunds.get(str(biz.get("out_request_no")))
         if refund is None:
             return _ok(out_trade_no=t.out_trade_no, trade_no=t.trade_no)  # Alipay's quirk
-        return _ok(trade_no=t.trade_no, out_trade_no=t.out_trade_no,
-                   out_request_no=biz.get("out_request_no"), total_amount=fen_to_yuan(t.total),
-                   refund_amount=fen_to_yuan(refund[0]), refund_status="REFUND_SUCCESS",
-                   gmt_refund_pay=refund[1])
+        return _ok(
+            trade_no=t.trade_no,
+            out_trade_no=t.out_trade_no,
+            out_request_no=biz.get("out_request_no"),
+            total_amount=fen_to_yuan(t.total),
+            refund_amount=fen_to_yuan(refund[0]),
+            refund_status="REFUND_SUCCESS",
+            gmt_refund_pay=refund[1],
+        )
 
     def bill_rows(self, day: dt.date) -> list[BillRow]:
         rows: list[BillRow] = []
@@ -207,12 +227,30 @@ class State:
             extra = {"total_fen": str(t.total)}
             if t.gmt_payment and t.gmt_payment.startswith(day.isoformat()):
                 fee = (t.total * 6 + 500) // 1000
-                rows.append(BillRow("payment", t.out_trade_no, t.trade_no, t.total,
-                                    _utc(t.gmt_payment), fee_fen=fee, extra=extra))
+                rows.append(
+                    BillRow(
+                        "payment",
+                        t.out_trade_no,
+                        t.trade_no,
+                        t.total,
+                        _utc(t.gmt_payment),
+                        fee_fen=fee,
+                        extra=extra,
+                    )
+                )
             for request_no, (amount, at) in t.refunds.items():
                 if at.startswith(day.isoformat()):
-                    rows.append(BillRow("refund", t.out_trade_no, t.trade_no, amount, _utc(at),
-                                        out_refund_no=request_no, extra=extra))
+                    rows.append(
+                        BillRow(
+                            "refund",
+                            t.out_trade_no,
+                            t.trade_no,
+                            amount,
+                            _utc(at),
+                            out_refund_no=request_no,
+                            extra=extra,
+                        )
+                    )
         return sorted(rows, key=lambda r: r.occurred_at)
 
 
@@ -240,20 +278,22 @@ class GatewayHandler(runner.SimHandler):
         params = {k: self.get_argument(k, strip=False) for k in self.request.arguments}
         method = params.get("method", "")
         if "sign" not in params:
-            return self.answer(method, ("40001", "Missing Required Arguments",
-                                        "isv.missing-signature", {}))
+            return self.answer(
+                method, ("40001", "Missing Required Arguments", "isv.missing-signature", {})
+            )
         if params.get("app_id") != c.app_id:
             return self.answer(method, ("40002", "Invalid Arguments", "isv.invalid-app-id", {}))
         if not signing.verify_params(params, c.app_public_key):
-            return self.answer(method, ("40002", "Invalid Arguments", "isv.invalid-signature",
-                                        {"sub_msg": "验签出错"}))
+            return self.answer(
+                method,
+                ("40002", "Invalid Arguments", "isv.invalid-signature", {"sub_msg": "验签出错"}),
+            )
         try:
             biz = json.loads(params.get("biz_content", "{}"))
         except ValueError:
             biz = None
         if not isinstance(biz, dict):
-            return self.answer(method, ("40002", "Invalid Arguments", "isv.invalid-parameter",
-                                        {}))
+            return self.answer(method, ("40002", "Invalid Arguments", "isv.invalid-parameter", {}))
         if method == "alipay.data.dataservice.bill.downloadurl.query":
             return self.answer(method, self.bill(biz))
         handlers = {
@@ -328,22 +368,27 @@ class ConfirmHandler(runner.SimHandler):
 class TradesHandler(runner.SimHandler):
     def get(self) -> None:
         state: State = self.state
-        self.reply(200, {
-            "trades": [dataclasses.asdict(t) for t in state.trades.values()],
-            "callbacks": [dataclasses.asdict(a) for a in state.delivery.attempts],
-        })
+        self.reply(
+            200,
+            {
+                "trades": [dataclasses.asdict(t) for t in state.trades.values()],
+                "callbacks": [dataclasses.asdict(a) for a in state.delivery.attempts],
+            },
+        )
 
 
 def make_app(config: SimConfig) -> tornado.web.Application:
     state = State(config)
     deps = {"state": state}
-    app = tornado.web.Application([
-        (r"/gateway.do", GatewayHandler, deps),
-        (r"/downloadBillFile.resource", BillFileHandler, deps),
-        (r"/sim/pay", PayHandler, deps),
-        (r"/sim/confirm", ConfirmHandler, deps),
-        (r"/sim/trades", TradesHandler, deps),
-    ])
+    app = tornado.web.Application(
+        [
+            (r"/gateway.do", GatewayHandler, deps),
+            (r"/downloadBillFile.resource", BillFileHandler, deps),
+            (r"/sim/pay", PayHandler, deps),
+            (r"/sim/confirm", ConfirmHandler, deps),
+            (r"/sim/trades", TradesHandler, deps),
+        ]
+    )
     app.settings["sim_state"] = state
     return app
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ async def run(
         await delivery.close()
 
 
-ServeFn = Callable[..., Awaitable[None]]
+ServeFn = Callable[..., Coroutine[Any, Any, None]]
 
 
 def main(serve: ServeFn) -> None:

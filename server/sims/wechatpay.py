@@ -347,13 +347,33 @@ def _bill_rows(state: State, day: dt.date) -> list[BillRow]:
             fee = (t.total * 6 + 500) // 1000  # 0.6%, half up
             when = dt.datetime.fromisoformat(t.success_time)
             extra = {"openid": t.openid, "trade_type": t.trade_type}
-            rows.append(BillRow("payment", t.out_trade_no, t.transaction_id, t.total, when, None,
-                                None, fee, extra))
+            rows.append(
+                BillRow(
+                    "payment",
+                    t.out_trade_no,
+                    t.transaction_id,
+                    t.total,
+                    when,
+                    None,
+                    None,
+                    fee,
+                    extra,
+                )
+            )
     for r in state.refunds.values():
         if r.success_time and dt.datetime.fromisoformat(r.success_time).date() == day:
             when = dt.datetime.fromisoformat(r.success_time)
-            rows.append(BillRow("refund", r.out_trade_no, r.transaction_id, r.refund, when,
-                                r.out_refund_no, r.refund_id))
+            rows.append(
+                BillRow(
+                    "refund",
+                    r.out_trade_no,
+                    r.transaction_id,
+                    r.refund,
+                    when,
+                    r.out_refund_no,
+                    r.refund_id,
+                )
+            )
     return sorted(rows, key=lambda row: row.occurred_at)
 
 
@@ -405,37 +425,45 @@ class ConfirmHandler(runner.SimHandler):
             trade.trade_state = "PAYERROR"
         else:
             trade.trade_state, trade.success_time = "SUCCESS", _rfc3339(_now())
-            trade.transaction_id = "42000" + "".join(secrets.choice("0123456789") for _ in range(23))
-            state.notify(trade.notify_url, "TRANSACTION.SUCCESS", "transaction",
-                         state.transaction(trade))
+            trade.transaction_id = "42000" + "".join(
+                secrets.choice("0123456789") for _ in range(23)
+            )
+            state.notify(
+                trade.notify_url, "TRANSACTION.SUCCESS", "transaction", state.transaction(trade)
+            )
         self.reply(200, {"out_trade_no": trade.out_trade_no, "trade_state": trade.trade_state})
 
 
 class TradesHandler(runner.SimHandler):
     def get(self) -> None:
         state: State = self.state
-        self.reply(200, {
-            "trades": [dataclasses.asdict(t) for t in state.trades.values()],
-            "refunds": [dataclasses.asdict(r) for r in state.refunds.values()],
-            "callbacks": [dataclasses.asdict(a) for a in state.delivery.attempts],
-        })
+        self.reply(
+            200,
+            {
+                "trades": [dataclasses.asdict(t) for t in state.trades.values()],
+                "refunds": [dataclasses.asdict(r) for r in state.refunds.values()],
+                "callbacks": [dataclasses.asdict(a) for a in state.delivery.attempts],
+            },
+        )
 
 
 def make_app(config: SimConfig) -> tornado.web.Application:
     state = State(config)
     deps = {"state": state}
     no = r"([A-Za-z0-9_\-|*@]+)"
-    app = tornado.web.Application([
-        (r"/v3/pay/transactions/(app|jsapi)", CreateHandler, deps),
-        (rf"/v3/pay/transactions/out-trade-no/{no}", QueryHandler, deps),
-        (rf"/v3/pay/transactions/out-trade-no/{no}/close", CloseHandler, deps),
-        (r"/v3/refund/domestic/refunds", RefundHandler, deps),
-        (rf"/v3/refund/domestic/refunds/{no}", RefundQueryHandler, deps),
-        (r"/v3/bill/tradebill", TradeBillHandler, deps),
-        (r"/v3/billdownload/file", BillFileHandler, deps),
-        (r"/sim/confirm", ConfirmHandler, deps),
-        (r"/sim/trades", TradesHandler, deps),
-    ])
+    app = tornado.web.Application(
+        [
+            (r"/v3/pay/transactions/(app|jsapi)", CreateHandler, deps),
+            (rf"/v3/pay/transactions/out-trade-no/{no}", QueryHandler, deps),
+            (rf"/v3/pay/transactions/out-trade-no/{no}/close", CloseHandler, deps),
+            (r"/v3/refund/domestic/refunds", RefundHandler, deps),
+            (rf"/v3/refund/domestic/refunds/{no}", RefundQueryHandler, deps),
+            (r"/v3/bill/tradebill", TradeBillHandler, deps),
+            (r"/v3/billdownload/file", BillFileHandler, deps),
+            (r"/sim/confirm", ConfirmHandler, deps),
+            (r"/sim/trades", TradesHandler, deps),
+        ]
+    )
     app.settings["sim_state"] = state
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import secrets
 import socket
@@ -131,8 +132,12 @@ async def test_pay_notify_query_refund_and_bill(sim: tuple[str, Path]) -> None:
     base, data_dir = sim
     receiver = Receiver()
     async with httpx.AsyncClient() as http:
-        channel = AlipayChannel(http, load_alipay_app(data_dir), notify_url=receiver.url,
-                                gateway_url=f"{base}/gateway.do")
+        channel = AlipayChannel(
+            http,
+            load_alipay_app(data_dir),
+            notify_url=receiver.url,
+            gateway_url=f"{base}/gateway.do",
+        )
         receiver.channel = channel
         try:
             order = _order()
@@ -173,7 +178,8 @@ async def test_pay_notify_query_refund_and_bill(sim: tuple[str, Path]) -> None:
             rows = await channel.download_bill(dt.datetime.now(BEIJING).date())
             mine = [r for r in rows if r.out_trade_no == order.out_trade_no]
             assert sorted((r.kind, r.amount_fen, r.out_refund_no) for r in mine) == [
-                ("payment", 1234, None), ("refund", 234, refund_no)
+                ("payment", 1234, None),
+                ("refund", 234, refund_no),
             ]
         finally:
             await receiver.close()
@@ -185,14 +191,20 @@ async def test_notification_retried_until_success(sim: tuple[str, Path]) -> None
     base, data_dir = sim
     receiver = Receiver(nacks=2)
     async with httpx.AsyncClient() as http:
-        channel = AlipayChannel(http, load_alipay_app(data_dir), notify_url=receiver.url,
-                                gateway_url=f"{base}/gateway.do")
+        channel = AlipayChannel(
+            http,
+            load_alipay_app(data_dir),
+            notify_url=receiver.url,
+            gateway_url=f"{base}/gateway.do",
+        )
         receiver.channel = channel
         try:
             order = _order(100)
             payment = await channel.create(order)
-            body = {"reference": order.out_trade_no,
-                    "order_string": payment.client_params["order_string"]}
+            body = {
+                "reference": order.out_trade_no,
+                "order_string": payment.client_params["order_string"],
+            }
             assert (await _sim_post(base, "/sim/confirm", body)).status_code == 200
             note = await receiver.next()
             assert note.trade is not None and note.trade.state == "paid"
@@ -210,14 +222,20 @@ async def test_forged_stale_and_tampered_notifications_refused(sim: tuple[str, P
     base, data_dir = sim
     receiver = Receiver()
     async with httpx.AsyncClient() as http:
-        channel = AlipayChannel(http, load_alipay_app(data_dir), notify_url=receiver.url,
-                                gateway_url=f"{base}/gateway.do")
+        channel = AlipayChannel(
+            http,
+            load_alipay_app(data_dir),
+            notify_url=receiver.url,
+            gateway_url=f"{base}/gateway.do",
+        )
         receiver.channel = channel
         try:
             order = _order(500)
             payment = await channel.create(order)
-            body = {"reference": order.out_trade_no,
-                    "order_string": payment.client_params["order_string"]}
+            body = {
+                "reference": order.out_trade_no,
+                "order_string": payment.client_params["order_string"],
+            }
             await _sim_post(base, "/sim/confirm", body)
             await receiver.next()
         finally:
@@ -255,8 +273,9 @@ async def test_gateway_refuses_bad_signatures(sim: tuple[str, Path]) -> None:
     base, data_dir = sim
     creds = load_alipay_app(data_dir)
     async with httpx.AsyncClient() as http:
-        channel = AlipayChannel(http, creds, notify_url="http://127.0.0.1:9/n",
-                                gateway_url=f"{base}/gateway.do")
+        channel = AlipayChannel(
+            http, creds, notify_url="http://127.0.0.1:9/n", gateway_url=f"{base}/gateway.do"
+        )
         params = channel._common("alipay.trade.query", {"out_trade_no": "ord_x"})
         unsigned = await http.post(f"{base}/gateway.do", data=params)
         assert unsigned.json()["alipay_trade_query_response"]["sub_code"] == (
@@ -268,12 +287,12 @@ async def test_gateway_refuses_bad_signatures(sim: tuple[str, Path]) -> None:
         assert tampered.json()["alipay_trade_query_response"]["sub_code"] == (
             "isv.invalid-signature"
         )
+        # The app id is right but the key is not the one registered with Alipay.
+        wrong_key = dataclasses.replace(
+            creds, private_key=load_alipay_platform(data_dir).private_key
+        )
         impostor = AlipayChannel(
-            http,
-            load_alipay_app(data_dir).__class__(creds.app_id, creds.pid,
-                                                load_alipay_platform(data_dir).private_key,
-                                                creds.alipay_public_key),
-            notify_url="http://127.0.0.1:9/n", gateway_url=f"{base}/gateway.do",
+            http, wrong_key, notify_url="http://127.0.0.1:9/n", gateway_url=f"{base}/gateway.do"
         )
         with pytest.raises(ChannelRejected) as err:
             await impostor.query("ord_whatever")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import datetime as dt
 import json
 import secrets
@@ -22,9 +24,19 @@ import tornado.web
 from identity.errors import DomainError
 from payments.channels import rsa
 from payments.channels import wechatpay_signing as signing
-from payments.channels.credentials import ensure_channel_credentials, load_wechatpay_merchant
+from payments.channels.credentials import (
+    ensure_channel_credentials,
+    load_wechatpay_merchant,
+    load_wechatpay_platform,
+)
 from payments.channels.wechatpay import WechatPayChannel
-from payments.errors import CallbackBadSignature, CallbackStale, ChannelRejected
+from payments.errors import (
+    CallbackBadSignature,
+    CallbackStale,
+    ChannelBadSignature,
+    ChannelRejected,
+    ChannelTradeNotFound,
+)
 from payments.ports import ChannelNotification, ChannelOrder
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -37,27 +49,34 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@contextlib.contextmanager
+def _simulator(data_dir: Path, *options: str) -> Iterator[str]:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "server.sims.wechatpay", "--port", str(port)]
+    cmd += ["--data-dir", str(data_dir), "--time-scale", "0.001", *options]
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("simulator did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     data_dir = tmp_path_factory.mktemp("wechatpay-sim")
     ensure_channel_credentials(data_dir)
-    port = _free_port()
-    cmd = [sys.executable, "-m", "server.sims.wechatpay", "--port", str(port)]
-    cmd += ["--data-dir", str(data_dir), "--time-scale", "0.001"]
-    proc = subprocess.Popen(cmd, cwd=ROOT)
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("simulator did not start") from None
-            time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", data_dir
-    proc.terminate()
-    proc.wait(timeout=10)
+    with _simulator(data_dir) as base:
+        yield base, data_dir
 
 
 class Receiver:
@@ -93,7 +112,8 @@ class Receiver:
                 self.finish(reply.body)
 
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.server = tornado.httpserver.HTTPServer(tornado.web.Application([(r"/notify", Handler)]))
+        app = tornado.web.Application([(r"/notify", Handler)], log_function=lambda _h: None)
+        self.server = tornado.httpserver.HTTPServer(app)
         self.server.add_sockets(sockets)
         self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/notify"
 
@@ -145,8 +165,9 @@ async def test_pay_callback_query_refund_and_bill(sim: tuple[str, Path]) -> None
             assert (paid.state, paid.amount_fen) == ("paid", 1234)
             assert paid.transaction_id == note.trade.transaction_id
 
-            refund = await channel.refund(order.out_trade_no, "rfd_" + order.out_trade_no[4:],
-                                          234, 1234, "citizen cancelled")
+            refund = await channel.refund(
+                order.out_trade_no, "rfd_" + order.out_trade_no[4:], 234, 1234, "citizen cancelled"
+            )
             assert (refund.state, refund.refund_fen) == ("processing", 234)
             note = await receiver.next()
             assert note.kind == "refund" and note.refund is not None
@@ -154,14 +175,160 @@ async def test_pay_callback_query_refund_and_bill(sim: tuple[str, Path]) -> None
             again = await channel.query_refund(order.out_trade_no, refund.out_refund_no)
             assert again.state == "succeeded"
             with pytest.raises(ChannelRejected):  # 234 + 1001 > 1234
-                await channel.refund(order.out_trade_no, "rfd_x" + order.out_trade_no[4:],
-                                     1001, 1234, "too much")
+                await channel.refund(
+                    order.out_trade_no, "rfd_x" + order.out_trade_no[4:], 1001, 1234, "too much"
+                )
 
             rows = await channel.download_bill(dt.datetime.now(BEIJING).date())
             mine = [r for r in rows if r.out_trade_no == order.out_trade_no]
             assert sorted((r.kind, r.amount_fen) for r in mine) == [
-                ("payment", 1234), ("refund", 234)
+                ("payment", 1234),
+                ("refund", 234),
             ]
             assert [r.fee_fen for r in mine if r.kind == "payment"] == [7]  # 0.6% of 12.34
         finally:
             await receiver.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_callback_retried_until_acknowledged(sim: tuple[str, Path]) -> None:
+    base, data_dir = sim
+    creds = load_wechatpay_merchant(data_dir)
+    async with httpx.AsyncClient() as http:
+        receiver = Receiver(WechatPayChannel(http, creds, notify_url="", base_url=base), nacks=3)
+        channel = WechatPayChannel(http, creds, notify_url=receiver.url, base_url=base)
+        receiver.channel = channel
+        try:
+            payment = await channel.create(_order(100))
+            await _confirm(base, payment.reference)
+            note = await receiver.next()
+            assert note.trade is not None and note.trade.state == "paid"
+            # 15s/15s/30s scaled by 0.001: the 4th post acks; the next would come 180 ms later.
+            await asyncio.sleep(0.6)
+            assert len(receiver.raw) == 4
+            assert len({json.loads(body)["id"] for _, body in receiver.raw}) == 1
+        finally:
+            await receiver.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_forged_stale_and_tampered_callbacks_refused(sim: tuple[str, Path]) -> None:
+    base, data_dir = sim
+    creds = load_wechatpay_merchant(data_dir)
+    async with httpx.AsyncClient() as http:
+        receiver = Receiver(WechatPayChannel(http, creds, notify_url="", base_url=base))
+        channel = WechatPayChannel(http, creds, notify_url=receiver.url, base_url=base)
+        receiver.channel = channel
+        try:
+            payment = await channel.create(_order(500))
+            await _confirm(base, payment.reference)
+            await receiver.next()
+        finally:
+            await receiver.close()
+    headers, genuine = receiver.raw[0]
+    now = dt.datetime.now(dt.UTC)
+    assert channel.parse_notification(headers, genuine, now).kind == "payment"
+
+    envelope = json.loads(genuine)
+    tampered = json.dumps({**envelope, "event_type": "REFUND.SUCCESS"}).encode()
+    with pytest.raises(CallbackBadSignature):
+        channel.parse_notification(headers, tampered, now)
+    with pytest.raises(CallbackStale):  # a genuine callback replayed ten minutes later
+        channel.parse_notification(headers, genuine, now + dt.timedelta(minutes=10))
+    missing = {k: v for k, v in headers.items() if k.lower() != "wechatpay-signature"}
+    with pytest.raises(CallbackBadSignature):
+        channel.parse_notification(missing, genuine, now)
+    # Signed with the merchant's own key (anyone holding a merchant key, not the platform).
+    forged = signing.signed_headers(creds.private_key, headers["Wechatpay-Serial"], genuine)
+    with pytest.raises(CallbackBadSignature):
+        channel.parse_notification(forged, genuine, now)
+    # Properly signed by the platform, but the resource is not encrypted with our APIv3 key.
+    platform = load_wechatpay_platform(data_dir)
+    resource = signing.encrypt_resource(b"k" * 32, b'{"mchid":"1"}', "transaction", "transaction")
+    other = json.dumps({**envelope, "resource": resource}).encode()
+    other_headers = signing.signed_headers(platform.private_key, platform.serial_no, other)
+    with pytest.raises(CallbackBadSignature):
+        channel.parse_notification(other_headers, other, now)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_unsigned_or_wrongly_signed_requests_refused(sim: tuple[str, Path]) -> None:
+    base, data_dir = sim
+    creds = load_wechatpay_merchant(data_dir)
+    url = f"/v3/pay/transactions/out-trade-no/ord_whatever?mchid={creds.mchid}"
+    async with httpx.AsyncClient() as http:
+        unsigned = await http.get(base + url)
+        assert unsigned.status_code == 401 and unsigned.json()["code"] == "SIGN_ERROR"
+        auth = signing.authorization(
+            mchid=creds.mchid,
+            serial_no=creds.serial_no,
+            key=creds.private_key,
+            method="GET",
+            url=url,
+            body="",
+        )
+        other_url = url.replace("ord_whatever", "ord_another")
+        replayed = await http.get(base + other_url, headers={"Authorization": auth})
+        assert replayed.status_code == 401
+
+        impostor = dataclasses.replace(creds, private_key=rsa.generate_private_key())
+        with pytest.raises(ChannelRejected) as err:
+            await WechatPayChannel(http, impostor, notify_url="n", base_url=base).query("ord_1")
+        assert err.value.extra["channel_code"] == "SIGN_ERROR"
+        # A response that does not verify against the platform key is never believed.
+        merchant_key = creds.private_key.public_key()
+        fooled = dataclasses.replace(
+            creds, platform_public_keys=dict.fromkeys(creds.platform_public_keys, merchant_key)
+        )
+        with pytest.raises(ChannelBadSignature):
+            await WechatPayChannel(http, fooled, notify_url="n", base_url=base).query("ord_1")
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_close_failure_and_jsapi(sim: tuple[str, Path]) -> None:
+    base, data_dir = sim
+    creds = load_wechatpay_merchant(data_dir)
+    async with httpx.AsyncClient() as http:
+        channel = WechatPayChannel(http, creds, notify_url="http://127.0.0.1:9/n", base_url=base)
+        closed = _order()
+        payment = await channel.create(closed)
+        await channel.close(closed.out_trade_no)
+        assert (await channel.query(closed.out_trade_no)).state == "closed"
+        assert (await _confirm(base, payment.reference)).status_code == 409
+
+        failing = _order()
+        payment = await channel.create(failing)
+        await _confirm(base, payment.reference, outcome="fail")
+        assert (await channel.query(failing.out_trade_no)).state == "failed"
+
+        jsapi = dataclasses.replace(_order(), payer_openid="oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+        payment = await channel.create(jsapi)
+        p = payment.client_params
+        assert p["package"] == f"prepay_id={payment.reference}" and p["signType"] == "RSA"
+        message = f"{creds.appid}\n{p['timeStamp']}\n{p['nonceStr']}\n{p['package']}\n"
+        assert rsa.verify(creds.private_key.public_key(), message.encode(), p["paySign"])
+        with pytest.raises(ChannelTradeNotFound):
+            await channel.query("ord_never_created")
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_duplicate_deliveries_when_switched_on(tmp_path: Path) -> None:
+    ensure_channel_credentials(tmp_path)
+    creds = load_wechatpay_merchant(tmp_path)
+    with _simulator(tmp_path, "--duplicate", "1.0", "--seed", "7") as base:
+        async with httpx.AsyncClient() as http:
+            receiver = Receiver(WechatPayChannel(http, creds, notify_url="", base_url=base))
+            channel = WechatPayChannel(http, creds, notify_url=receiver.url, base_url=base)
+            receiver.channel = channel
+            try:
+                payment = await channel.create(_order(100))
+                await _confirm(base, payment.reference)
+                first, second = await receiver.next(), await receiver.next()
+                assert first.notification_id == second.notification_id
+            finally:
+                await receiver.close()
