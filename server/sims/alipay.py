@@ -259,9 +259,6 @@ def _utc(beijing: str) -> dt.datetime:
 
 
 class GatewayHandler(runner.SimHandler):
-    def check_xsrf_cookie(self) -> None:
-        return None
-
     def answer(self, method: str, result: Answer) -> None:
         code, msg, sub_code, fields = result
         content: dict[str, Any] = {"code": code, "msg": msg}

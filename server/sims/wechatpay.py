@@ -26,156 +26,15 @@ import tornado.web
 from payments.channels import credentials as creds_mod
 from payments.channels import wechatpay_bill
 from payments.channels import wechatpay_signing as signing
-from payments.channels.credentials import WechatPayPlatformCredentials
-from payments.ports import BillRow
 from server.sims import runner
-from server.sims.delivery import CallbackDelivery, Faults
-
-BEIJING = dt.timezone(dt.timedelta(hours=8))
-RETRY_SCHEDULE = [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800]
-RETRY_SCHEDULE += [21600, 21600]
-REFUND_DELAY = 5.0  # seconds (scaled) between PROCESSING and SUCCESS
-
-
-@dataclasses.dataclass
-class SimConfig:
-    credentials: WechatPayPlatformCredentials
-    time_scale: float = 1.0
-    faults: Faults = dataclasses.field(default_factory=Faults)
-
-
-@dataclasses.dataclass
-class Trade:
-    out_trade_no: str
-    description: str
-    total: int
-    notify_url: str
-    trade_type: str
-    openid: str
-    prepay_id: str
-    time_expire: str | None
-    trade_state: str = "NOTPAY"
-    transaction_id: str = ""
-    success_time: str = ""
-    refunded: int = 0
-
-
-@dataclasses.dataclass
-class Refund:
-    out_refund_no: str
-    refund_id: str
-    out_trade_no: str
-    transaction_id: str
-    refund: int
-    total: int
-    notify_url: str
-    status: str = "PROCESSING"
-    create_time: str = ""
-    success_time: str = ""
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _rfc3339(value: dt.datetime) -> str:
-    return value.astimezone(BEIJING).replace(microsecond=0).isoformat("T")
-
-
-class State:
-    def __init__(self, config: SimConfig) -> None:
-        self.config = config
-        self.trades: dict[str, Trade] = {}
-        self.by_prepay: dict[str, str] = {}
-        self.refunds: dict[str, Refund] = {}
-        self.bills: dict[str, bytes] = {}
-        self.delivery = CallbackDelivery(
-            RETRY_SCHEDULE,
-            lambda status, _body: status in (200, 204),
-            time_scale=config.time_scale,
-            faults=config.faults,
-        )
-
-    def transaction(self, t: Trade) -> dict[str, Any]:
-        c = self.config.credentials
-        data: dict[str, Any] = {
-            "appid": c.appid,
-            "mchid": c.mchid,
-            "out_trade_no": t.out_trade_no,
-            "trade_type": t.trade_type,
-            "trade_state": t.trade_state,
-            "trade_state_desc": t.trade_state,
-            "attach": "",
-            "amount": {"total": t.total, "currency": "CNY"},
-        }
-        if t.transaction_id:
-            data["transaction_id"] = t.transaction_id
-            data["bank_type"] = "OTHERS"
-            data["success_time"] = t.success_time
-            data["payer"] = {"openid": t.openid}
-            data["amount"].update(payer_total=t.total, payer_currency="CNY")
-        return data
-
-    def refund_object(self, r: Refund) -> dict[str, Any]:
-        return {
-            "refund_id": r.refund_id,
-            "out_refund_no": r.out_refund_no,
-            "transaction_id": r.transaction_id,
-            "out_trade_no": r.out_trade_no,
-            "channel": "ORIGINAL",
-            "user_received_account": "支付用户零钱",
-            "success_time": r.success_time or None,
-            "create_time": r.create_time,
-            "status": r.status,
-            "amount": {
-                "total": r.total,
-                "refund": r.refund,
-                "payer_total": r.total,
-                "payer_refund": r.refund,
-                "currency": "CNY",
-            },
-        }
-
-    def notify(self, url: str, event_type: str, original_type: str, data: dict[str, Any]) -> None:
-        c = self.config.credentials
-        resource = signing.encrypt_resource(
-            c.apiv3_key, json.dumps(data, ensure_ascii=False).encode(), original_type, original_type
-        )
-        envelope = {
-            "id": "EV-" + secrets.token_hex(12),
-            "create_time": _rfc3339(_now()),
-            "resource_type": "encrypt-resource",
-            "event_type": event_type,
-            "summary": "支付成功" if original_type == "transaction" else "退款成功",
-            "resource": resource,
-        }
-        body = json.dumps(envelope, ensure_ascii=False).encode()
-
-        def build() -> tuple[dict[str, str], bytes]:
-            headers = signing.signed_headers(c.private_key, c.serial_no, body)
-            return {**headers, "Content-Type": "application/json"}, body
-
-        self.delivery.send(f"{event_type} {data['out_trade_no']}", url, build)
-
-    async def complete_refund(self, r: Refund) -> None:
-        await asyncio.sleep(REFUND_DELAY * self.config.time_scale)
-        r.status, r.success_time = "SUCCESS", _rfc3339(_now())
-        # The notification's refund object differs from the query's: mchid, refund_status.
-        data = self.refund_object(r)
-        data.update(mchid=self.config.credentials.mchid, refund_status=data.pop("status"))
-        for name in ("channel", "create_time"):
-            data.pop(name)
-        self.notify(r.notify_url, "REFUND.SUCCESS", "refund", data)
+from server.sims import wechatpay_trades as trades
 
 
 class V3Handler(tornado.web.RequestHandler):
     """Verifies the merchant's signature on every request and signs every answer."""
 
-    def initialize(self, state: State) -> None:
+    def initialize(self, state: trades.State) -> None:
         self.state = state
-
-    def check_xsrf_cookie(self) -> None:
-        return None
 
     def answer(self, status: int, payload: dict[str, Any] | None = None) -> None:
         c = self.state.config.credentials
@@ -201,7 +60,7 @@ class V3Handler(tornado.web.RequestHandler):
         if key is None:
             return self.fail(401, "SIGN_ERROR", "unknown merchant certificate serial")
         ts = fields["timestamp"]
-        if not ts.isdigit() or abs(_now().timestamp() - int(ts)) > 300:
+        if not ts.isdigit() or abs(trades.now().timestamp() - int(ts)) > 300:
             return self.fail(401, "SIGN_ERROR", "timestamp outside the 5-minute window")
         try:
             body = self.request.body.decode("utf-8")
@@ -251,8 +110,9 @@ class CreateHandler(V3Handler):
             if (existing.total, existing.description) != (total, data["description"]):
                 return self.fail(400, "INVALID_REQUEST", "out_trade_no reused with other data")
             return self.answer(200, {"prepay_id": existing.prepay_id})
-        prepay_id = "wx" + dt.datetime.now(BEIJING).strftime("%d%H%M%S") + secrets.token_hex(12)
-        trade = Trade(
+        stamp = dt.datetime.now(trades.BEIJING).strftime("%d%H%M%S")
+        prepay_id = "wx" + stamp + secrets.token_hex(12)
+        trade = trades.Trade(
             out_trade_no=no,
             description=str(data["description"]),
             total=total,
@@ -315,7 +175,7 @@ class RefundHandler(V3Handler):
             return self.fail(400, "INVALID_REQUEST", "amount.total does not match the order")
         if trade.refunded + refund > trade.total:
             return self.fail(400, "INVALID_REQUEST", "refund exceeds the refundable amount")
-        r = Refund(
+        r = trades.Refund(
             out_refund_no=refund_no,
             refund_id="50" + secrets.token_hex(14),
             out_trade_no=trade.out_trade_no,
@@ -323,7 +183,7 @@ class RefundHandler(V3Handler):
             refund=refund,
             total=trade.total,
             notify_url=str(data.get("notify_url") or trade.notify_url),
-            create_time=_rfc3339(_now()),
+            create_time=trades.rfc3339(trades.now()),
         )
         trade.refunded += refund
         trade.trade_state = "REFUND"
@@ -340,52 +200,15 @@ class RefundQueryHandler(V3Handler):
         self.answer(200, self.state.refund_object(r))
 
 
-def _bill_rows(state: State, day: dt.date) -> list[BillRow]:
-    rows: list[BillRow] = []
-    for t in state.trades.values():
-        if t.success_time and dt.datetime.fromisoformat(t.success_time).date() == day:
-            fee = (t.total * 6 + 500) // 1000  # 0.6%, half up
-            when = dt.datetime.fromisoformat(t.success_time)
-            extra = {"openid": t.openid, "trade_type": t.trade_type}
-            rows.append(
-                BillRow(
-                    "payment",
-                    t.out_trade_no,
-                    t.transaction_id,
-                    t.total,
-                    when,
-                    None,
-                    None,
-                    fee,
-                    extra,
-                )
-            )
-    for r in state.refunds.values():
-        if r.success_time and dt.datetime.fromisoformat(r.success_time).date() == day:
-            when = dt.datetime.fromisoformat(r.success_time)
-            rows.append(
-                BillRow(
-                    "refund",
-                    r.out_trade_no,
-                    r.transaction_id,
-                    r.refund,
-                    when,
-                    r.out_refund_no,
-                    r.refund_id,
-                )
-            )
-    return sorted(rows, key=lambda row: row.occurred_at)
-
-
 class TradeBillHandler(V3Handler):
     def get(self) -> None:
         try:
             day = dt.date.fromisoformat(self.get_query_argument("bill_date", ""))
         except ValueError:
             return self.fail(400, "PARAM_ERROR", "bill_date must be YYYY-MM-DD")
-        if day > dt.datetime.now(BEIJING).date():
+        if day > dt.datetime.now(trades.BEIJING).date():
             return self.fail(400, "INVALID_REQUEST", "bill_date is in the future")
-        rows = _bill_rows(self.state, day)
+        rows = trades.bill_rows(self.state, day)
         if not rows:
             return self.fail(400, "NO_STATEMENT_EXIST", "the bill does not exist")
         c = self.state.config.credentials
@@ -411,20 +234,20 @@ class BillFileHandler(V3Handler):
 
 class ConfirmHandler(runner.SimHandler):
     def post(self) -> None:
-        state: State = self.state
+        state: trades.State = self.state
         body = self.json_body()
         trade = state.trades.get(state.by_prepay.get(str(body.get("reference")), ""))
         if trade is None:
             return self.reply(404, {"error": "unknown prepay_id"})
         if trade.trade_state != "NOTPAY":
             return self.reply(409, {"error": f"trade is {trade.trade_state}"})
-        if trade.time_expire and dt.datetime.fromisoformat(trade.time_expire) < _now():
+        if trade.time_expire and dt.datetime.fromisoformat(trade.time_expire) < trades.now():
             trade.trade_state = "CLOSED"
             return self.reply(409, {"error": "trade expired"})
         if body.get("outcome") == "fail":
             trade.trade_state = "PAYERROR"
         else:
-            trade.trade_state, trade.success_time = "SUCCESS", _rfc3339(_now())
+            trade.trade_state, trade.success_time = "SUCCESS", trades.rfc3339(trades.now())
             trade.transaction_id = "42000" + "".join(
                 secrets.choice("0123456789") for _ in range(23)
             )
@@ -436,7 +259,7 @@ class ConfirmHandler(runner.SimHandler):
 
 class TradesHandler(runner.SimHandler):
     def get(self) -> None:
-        state: State = self.state
+        state: trades.State = self.state
         self.reply(
             200,
             {
@@ -447,8 +270,8 @@ class TradesHandler(runner.SimHandler):
         )
 
 
-def make_app(config: SimConfig) -> tornado.web.Application:
-    state = State(config)
+def make_app(config: trades.SimConfig) -> tornado.web.Application:
+    state = trades.State(config)
     deps = {"state": state}
     no = r"([A-Za-z0-9_\-|*@]+)"
     app = tornado.web.Application(
@@ -472,7 +295,7 @@ async def serve(host: str, port: int, data_dir: str | None, **options: Any) -> N
     """Run forever; keys come from (and are generated into) ``data_dir``."""
     directory = runner.credentials_dir(data_dir)
     creds_mod.ensure_channel_credentials(directory)
-    config = SimConfig(
+    config = trades.SimConfig(
         credentials=creds_mod.load_wechatpay_platform(directory),
         time_scale=float(options.get("time_scale", 1.0)),
         faults=runner.faults(options),
