@@ -297,3 +297,44 @@ async def test_gateway_refuses_bad_signatures(sim: tuple[str, Path]) -> None:
         with pytest.raises(ChannelRejected) as err:
             await impostor.query("ord_whatever")
         assert err.value.extra["channel_code"] == "isv.invalid-signature"
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_close_before_opening_and_failed_payment(sim: tuple[str, Path]) -> None:
+    base, data_dir = sim
+    receiver = Receiver()
+    async with httpx.AsyncClient() as http:
+        channel = AlipayChannel(
+            http,
+            load_alipay_app(data_dir),
+            notify_url=receiver.url,
+            gateway_url=f"{base}/gateway.do",
+        )
+        receiver.channel = channel
+        try:
+            # Closed before the payer opened it: the order string can no longer be paid.
+            order = _order()
+            payment = await channel.create(order)
+            await channel.close(order.out_trade_no)
+            opened = await _sim_post(
+                base, "/sim/pay", {"order_string": payment.client_params["order_string"]}
+            )
+            assert opened.json()["error"] == "ACQ.TRADE_HAS_CLOSE"
+
+            # Opened, then the payment fails: Alipay closes the trade and says so.
+            failing = _order()
+            payment = await channel.create(failing)
+            body = {
+                "reference": failing.out_trade_no,
+                "outcome": "fail",
+                "order_string": payment.client_params["order_string"],
+            }
+            assert (await _sim_post(base, "/sim/confirm", body)).status_code == 200
+            note = await receiver.next()
+            assert note.trade is not None and note.trade.state == "closed"
+            assert (await channel.query(failing.out_trade_no)).state == "closed"
+            with pytest.raises(ChannelRejected):  # nothing was paid: nothing to refund
+                await channel.refund(failing.out_trade_no, "rfd_f", 100, 1234, "no")
+        finally:
+            await receiver.close()
