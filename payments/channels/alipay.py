@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -43,6 +43,9 @@ from payments.ports import (
     NotificationReply,
     TradeState,
 )
+
+if TYPE_CHECKING:
+    from payments.ports import PaymentChannel
 
 PRODUCTION_URL = "https://openapi.alipay.com/gateway.do"
 BILL_HOSTS = frozenset({"dwbillcenter.alipay.com"})
@@ -284,3 +287,9 @@ class AlipayChannel:
         if resp.status_code != 200:
             raise ChannelUnavailable(f"Alipay bill download answered {resp.status_code}")
         return alipay_bill.parse_trade_bill(resp.content)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(channel: AlipayChannel) -> PaymentChannel:
+        return channel  # mypy checks the adapter against the port

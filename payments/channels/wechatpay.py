@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -41,6 +41,9 @@ from payments.ports import (
     ChannelTradeState,
     NotificationReply,
 )
+
+if TYPE_CHECKING:
+    from payments.ports import PaymentChannel
 
 PRODUCTION_URL = "https://api.mch.weixin.qq.com"
 _BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -135,7 +138,8 @@ class WechatPayChannel:
             "amount": {"total": order.total_fen, "currency": "CNY"},
         }
         if order.expires_at is not None:
-            payload["time_expire"] = order.expires_at.astimezone(_BEIJING).isoformat("T")
+            expires = order.expires_at.astimezone(_BEIJING).replace(microsecond=0)
+            payload["time_expire"] = expires.isoformat("T")  # yyyy-MM-DDTHH:mm:ss+08:00
         kind = "jsapi" if order.payer_openid else "app"
         if order.payer_openid:
             payload["payer"] = {"openid": order.payer_openid}
@@ -239,3 +243,9 @@ class WechatPayChannel:
         if resp.status_code != 200:
             raise ChannelUnavailable(f"WeChat Pay bill download answered {resp.status_code}")
         return resp.content
+
+
+if TYPE_CHECKING:
+
+    def _conforms(channel: WechatPayChannel) -> PaymentChannel:
+        return channel  # mypy checks the adapter against the port
