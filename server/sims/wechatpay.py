@@ -13,7 +13,6 @@ attempts. Run: ``python -m server.sims.wechatpay --port 8701 --data-dir var/sims
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
@@ -188,7 +187,7 @@ class RefundHandler(V3Handler):
         trade.refunded += refund
         trade.trade_state = "REFUND"
         self.state.refunds[refund_no] = r
-        asyncio.get_running_loop().create_task(self.state.complete_refund(r))
+        self.state.start_refund(r)
         self.answer(200, self.state.refund_object(r))
 
 

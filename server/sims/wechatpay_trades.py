@@ -76,6 +76,7 @@ class State:
         self.by_prepay: dict[str, str] = {}
         self.refunds: dict[str, Refund] = {}
         self.bills: dict[str, bytes] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.delivery = CallbackDelivery(
             RETRY_SCHEDULE,
             lambda status, _body: status in (200, 204),
@@ -143,6 +144,12 @@ class State:
             return {**headers, "Content-Type": "application/json"}, body
 
         self.delivery.send(f"{event_type} {data['out_trade_no']}", url, build)
+
+    def start_refund(self, r: Refund) -> None:
+        # Keep a reference: the loop holds tasks only weakly.
+        task = asyncio.get_running_loop().create_task(self.complete_refund(r))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def complete_refund(self, r: Refund) -> None:
         await asyncio.sleep(REFUND_DELAY * self.config.time_scale)
