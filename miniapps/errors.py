@@ -6,7 +6,9 @@ Each subclasses :class:`identity.errors.DomainError`; ``server/errors.py`` maps
 
 from __future__ import annotations
 
-from identity.errors import DependencyUnavailable, DomainError, RateLimited
+from typing import ClassVar
+
+from identity.errors import DependencyUnavailable, DomainError, Kind, RateLimited
 
 
 class RateLimiterUnavailable(DependencyUnavailable):
@@ -29,7 +31,7 @@ class UpstreamNotAllowed(DomainError):
     """A unit registered an upstream URL the platform must not call (review time)."""
 
     code = "upstream-not-allowed"
-    kind = "unprocessable"
+    kind: ClassVar[Kind] = "unprocessable"
     title = "The upstream address is not allowed"
 
 
