@@ -20,6 +20,7 @@ Bayesian-averaged rating. Pinyin comes from ``pypinyin`` (phrase-aware, so
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import unicodedata
@@ -39,12 +40,16 @@ def normalize(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
-def _syllables(text: str) -> list[str]:
-    """Pinyin syllables of the Chinese runs of ``text``, in order (others skipped)."""
+@functools.lru_cache(maxsize=4096)
+def _syllables(text: str) -> tuple[str, ...]:
+    """Pinyin syllables of the Chinese runs of ``text``, in order (others skipped).
+
+    Cached: unit and category names repeat across thousands of apps.
+    """
     out: list[str] = []
     for run in _HAN_RUN.findall(normalize(text)):
         out += lazy_pinyin(run, style=Style.NORMAL, errors="ignore")
-    return out
+    return tuple(out)
 
 
 def pinyin_full(text: str) -> str:
