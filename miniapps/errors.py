@@ -47,3 +47,19 @@ class UpstreamCircuitOpen(DomainError):
     code = "upstream-circuit-open"
     kind = "unavailable"
     title = "The mini-app service is temporarily unavailable"
+
+
+class UpstreamTimeout(DomainError):
+    """The mini-app service did not answer within the gateway's timeout (504)."""
+
+    code = "upstream-timeout"
+    kind = "timeout"
+    title = "The mini-app service did not answer in time"
+
+
+class UpstreamUnreachable(DomainError):
+    """The gateway could not connect to the mini-app service, or it broke the response (502)."""
+
+    code = "upstream-unreachable"
+    kind = "bad_gateway"
+    title = "The mini-app service could not be reached"

@@ -131,9 +131,12 @@ class RateLimiter:
         """Spend ``cost`` from every bucket, or from none if any refuses (one round trip)."""
         if not buckets:
             raise ValueError("at least one bucket")
-        if cost < 1:
-            raise ValueError("cost must be >= 1")
+        if cost < 1 or any(cost > limit.capacity for _, limit in buckets):
+            raise ValueError("cost must be between 1 and every bucket's burst")
         keys = [self._prefix + key for key, _ in buckets]
+        if len(set(keys)) != len(keys):
+            # The script reads every key before writing any: a repeated key would be spent once.
+            raise ValueError("each bucket may appear once")
         args: list[str | int] = [cost]
         for _, limit in buckets:
             args += [repr(limit.interval_us), limit.capacity]
