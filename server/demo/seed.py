@@ -17,11 +17,11 @@ ACCOUNTS: list[tuple[str, str, str | None, str | None]] = [
     ("platform_admin", "+8613800000001", "platform-admin", None),
     ("citizen", "+8613800000002", None, None),
     ("reviewer", "+8613800000003", "reviewer", None),
-    ("unit_admin", "+8613800000004", "unit-admin", "szgov-zsj"),
-    ("developer", "+8613800000005", "developer", "szgov-zsj"),
-    ("counter_staff", "+8613800000006", "counter-staff", "szgov-ga"),
-    ("issuer", "+8613800000007", "issuer", "szgov-ga"),
-    ("finance", "+8613800000008", "finance", "szgov-zsj"),
+    ("unit_admin", "+8613800000004", "unit-admin", "sz-gsdata"),
+    ("developer", "+8613800000005", "developer", "sz-gsdata"),
+    ("counter_staff", "+8613800000006", "counter-staff", "sz-psb"),
+    ("issuer", "+8613800000007", "issuer", "sz-psb"),
+    ("finance", "+8613800000008", "finance", "sz-gsdata"),
 ]
 
 

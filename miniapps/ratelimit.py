@@ -1,0 +1,159 @@
+"""GCRA rate limiting in Redis, exact across gateway processes.
+
+The Generic Cell Rate Algorithm (ITU-T I.371, the "virtual scheduling" form)
+keeps one number per bucket: the theoretical arrival time (TAT). A request is
+allowed when ``TAT + T - now <= burst * T`` where ``T = period / count`` is the
+emission interval. Guarantees, for any interval of length ``W``:
+
+* at most ``burst + floor(W / T)`` requests pass (so never more than ``burst``
+  at once: no fixed-window "double burst" at window edges);
+* with ``burst=1`` at most ``count`` requests pass in any half-open window of
+  length ``period`` (a strict sliding window, smoothed).
+
+One Lua script checks every key of a request (e.g. per-app and per-citizen) in
+ONE round trip and updates them only when all allow, so a refused request
+spends no budget. Time is Redis server time (``TIME``), so worker clocks do not
+matter. Needs Redis >= 5 (scripts replicate effects, so ``TIME`` is allowed
+before writes). For Redis Cluster, keys checked together must share a hash
+tag: :func:`app_keys` puts the app id in braces.
+
+If Redis cannot be asked the limiter raises :class:`RateLimiterUnavailable`
+(503): the gateway fails closed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from miniapps.errors import RateLimiterUnavailable, TooManyRequests
+
+# KEYS: bucket keys. ARGV: cost, then per key: emission interval (us), burst.
+# Returns {allowed 0/1, remaining (min over keys), retry_after_us, now_us}.
+_GCRA_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local cost = tonumber(ARGV[1])
+local allowed = 1
+local remaining = -1
+local retry = 0
+local new_tats = {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i])
+  local tolerance = interval * tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local new_tat = tat + interval * cost
+  local allow_at = new_tat - tolerance
+  if allow_at > now then
+    allowed = 0
+    if allow_at - now > retry then retry = allow_at - now end
+  else
+    local left = math.floor((now - allow_at) / interval)
+    if remaining < 0 or left < remaining then remaining = left end
+  end
+  new_tats[i] = new_tat
+end
+if allowed == 1 then
+  for i, key in ipairs(KEYS) do
+    -- The bucket is full again once TAT is in the past: then it may vanish.
+    local ttl = math.ceil((new_tats[i] - now) / 1000) + 1
+    redis.call('SET', key, string.format('%.0f', new_tats[i]), 'PX', ttl)
+  end
+else
+  remaining = 0
+end
+return {allowed, remaining, string.format('%.0f', retry), string.format('%.0f', now)}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """``count`` requests per ``period`` seconds, bursts of up to ``burst`` (default ``count``)."""
+
+    count: int
+    period: float
+    burst: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.period <= 0:
+            raise ValueError("a limit needs count >= 1 and period > 0")
+        if self.burst is not None and self.burst < 1:
+            raise ValueError("burst must be >= 1")
+
+    @property
+    def interval_us(self) -> float:
+        return self.period * 1_000_000 / self.count
+
+    @property
+    def capacity(self) -> int:
+        return self.count if self.burst is None else self.burst
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Outcome of one check: ``retry_after`` in seconds (0.0 when allowed)."""
+
+    allowed: bool
+    remaining: int
+    retry_after: float
+    server_time_us: int  # Redis TIME at decision, for headers and tests
+
+    @property
+    def retry_after_seconds(self) -> int:
+        """Whole seconds for a ``Retry-After`` header (RFC 9110), never 0 when refused."""
+        return 0 if self.allowed else max(1, math.ceil(self.retry_after))
+
+
+def app_keys(app_id: str, citizen: str) -> tuple[str, str]:
+    """Per-app and per-(app, citizen) bucket keys sharing the ``{app_id}`` cluster hash tag."""
+    return f"{{{app_id}}}:app", f"{{{app_id}}}:sub:{citizen}"
+
+
+class RateLimiter:
+    """Checks GCRA buckets in Redis; one instance per process, shared by all requests."""
+
+    def __init__(self, redis: Redis, *, prefix: str = "rl:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        # register_script runs EVALSHA and falls back to SCRIPT LOAD on NOSCRIPT.
+        self._script = redis.register_script(_GCRA_LUA)
+
+    async def check(self, key: str, limit: Limit, cost: int = 1) -> Decision:
+        """Spend ``cost`` from one bucket if it allows."""
+        return await self.check_all([(key, limit)], cost)
+
+    async def check_all(self, buckets: Sequence[tuple[str, Limit]], cost: int = 1) -> Decision:
+        """Spend ``cost`` from every bucket, or from none if any refuses (one round trip)."""
+        if not buckets:
+            raise ValueError("at least one bucket")
+        if cost < 1 or any(cost > limit.capacity for _, limit in buckets):
+            raise ValueError("cost must be between 1 and every bucket's burst")
+        keys = [self._prefix + key for key, _ in buckets]
+        if len(set(keys)) != len(keys):
+            # The script reads every key before writing any: a repeated key would be spent once.
+            raise ValueError("each bucket may appear once")
+        args: list[str | int] = [cost]
+        for _, limit in buckets:
+            args += [repr(limit.interval_us), limit.capacity]
+        try:
+            allowed, remaining, retry_us, now_us = await self._script(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise RateLimiterUnavailable("rate limit store unreachable") from exc
+        return Decision(
+            allowed=bool(int(allowed)),
+            remaining=int(remaining),
+            retry_after=int(retry_us) / 1_000_000,
+            server_time_us=int(now_us),
+        )
+
+    async def enforce(self, buckets: Sequence[tuple[str, Limit]], cost: int = 1) -> Decision:
+        """Like :meth:`check_all` but raise :class:`TooManyRequests` when refused."""
+        decision = await self.check_all(buckets, cost)
+        if not decision.allowed:
+            raise TooManyRequests(retry_after=decision.retry_after_seconds)
+        return decision

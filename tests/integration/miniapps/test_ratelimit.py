@@ -1,0 +1,223 @@
+"""GCRA limiter against a real Redis: bursts, recovery, two keys, many clients, Redis down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+
+from miniapps.errors import RateLimiterUnavailable, TooManyRequests
+from miniapps.ratelimit import Limit, RateLimiter, app_keys
+
+REDIS_URL = os.environ.get("SUPERAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest_asyncio.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+def prefix() -> str:
+    return f"test:rl:{uuid.uuid4().hex}:"
+
+
+def max_in_window(times_us: list[int], window_us: float) -> int:
+    """Largest number of events in any closed interval of length ``window_us``."""
+    times = sorted(times_us)
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] > window_us:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_burst_lets_exactly_the_limit_through_then_refuses(redis: Redis) -> None:
+    limiter = RateLimiter(redis, prefix=prefix())
+    limit = Limit(count=10, period=60)
+    decisions = await asyncio.gather(*(limiter.check("app", limit) for _ in range(25)))
+    assert sum(d.allowed for d in decisions) == 10
+    refused = [d for d in decisions if not d.allowed]
+    assert all(d.remaining == 0 for d in refused)
+    # One token comes back every 6 s.
+    assert all(0 < d.retry_after <= 6.0 for d in refused)
+    assert all(d.retry_after_seconds >= 1 for d in refused)
+    assert sorted(d.remaining for d in decisions if d.allowed) == list(range(10))
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_rate_recovers_after_retry_after(redis: Redis) -> None:
+    limiter = RateLimiter(redis, prefix=prefix())
+    limit = Limit(count=5, period=1.0)  # one token per 200 ms
+    for _ in range(5):
+        assert (await limiter.check("k", limit)).allowed
+    refused = await limiter.check("k", limit)
+    assert not refused.allowed
+    await asyncio.sleep(refused.retry_after + 0.02)
+    assert (await limiter.check("k", limit)).allowed
+    assert not (await limiter.check("k", limit)).allowed
+    await asyncio.sleep(1.05)  # idle for a period: the whole burst is back
+    assert sum([(await limiter.check("k", limit)).allowed for _ in range(7)]) == 5
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_two_keys_one_refusal_spends_neither(redis: Redis) -> None:
+    limiter = RateLimiter(redis, prefix=prefix())
+    app_key, alice = app_keys("app_x", "alice")
+    _, bob = app_keys("app_x", "bob")
+    per_app, per_citizen = Limit(count=5, period=60), Limit(count=2, period=60)
+    alice_results = [
+        (await limiter.check_all([(app_key, per_app), (alice, per_citizen)])).allowed
+        for _ in range(4)
+    ]
+    assert alice_results == [True, True, False, False]
+    # Alice's refused calls did not spend the app budget: Bob gets 2, then the app has 1 left.
+    bob_first = await limiter.check_all([(app_key, per_app), (bob, per_citizen)])
+    assert bob_first.allowed and bob_first.remaining == 1  # min(app 2 left, bob 1 left)
+    assert (await limiter.check_all([(app_key, per_app), (bob, per_citizen)])).allowed
+    _, carol = app_keys("app_x", "carol")
+    assert (await limiter.check_all([(app_key, per_app), (carol, per_citizen)])).allowed
+    refused = await limiter.check_all([(app_key, per_app), (carol, per_citizen)])
+    assert not refused.allowed  # the app budget (5) is spent although Carol has 1 left
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_enforce_raises_rate_limited_with_retry_after(redis: Redis) -> None:
+    limiter = RateLimiter(redis, prefix=prefix())
+    limit = Limit(count=1, period=30)
+    await limiter.enforce([("k", limit)])
+    with pytest.raises(TooManyRequests) as caught:
+        await limiter.enforce([("k", limit)])
+    assert caught.value.kind == "rate_limited"
+    assert 1 <= caught.value.extra["retry_after"] <= 30
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_concurrent_connections_never_exceed_gcra_bound(redis: Redis) -> None:
+    key_prefix = prefix()
+    limit = Limit(count=40, period=1.0, burst=5)  # T = 25 ms
+    clients = [Redis.from_url(REDIS_URL) for _ in range(4)]
+    limiters = [RateLimiter(c, prefix=key_prefix) for c in clients]
+    allowed_at: list[int] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 1.5
+
+    async def hammer(limiter: RateLimiter) -> None:
+        while loop.time() < deadline:
+            d = await limiter.check("shared", limit)
+            if d.allowed:
+                allowed_at.append(d.server_time_us)
+
+    try:
+        await asyncio.gather(*(hammer(lim) for lim in limiters for _ in range(3)))
+    finally:
+        for c in clients:
+            await c.aclose()
+    span = max(allowed_at) - min(allowed_at)
+    t_us = limit.interval_us
+    assert len(allowed_at) <= 5 + span // t_us + 1
+    # ... and not much stingier (tokens are only lost if every client stalls > burst * T).
+    assert len(allowed_at) >= 0.8 * (5 + span // t_us)
+    for window_us in (1.0, 10_000, 100_000, 1_000_000):
+        assert max_in_window(allowed_at, window_us) <= 5 + window_us // t_us
+
+
+WORKER = """
+import asyncio, json, sys, time
+from redis.asyncio import Redis
+from miniapps.ratelimit import Limit, RateLimiter
+
+async def main(url, prefix, start):
+    client = Redis.from_url(url)
+    limiter = RateLimiter(client, prefix=prefix)
+    limit = Limit(count=30, period=1.0, burst=1)
+    times = []
+    while time.time() < start:
+        await asyncio.sleep(0.001)
+    async def loop():
+        while time.time() < start + 1.5:
+            d = await limiter.check("strict", limit)
+            if d.allowed:
+                times.append(d.server_time_us)
+    await asyncio.gather(*(loop() for _ in range(4)))
+    await client.aclose()
+    print(json.dumps(times))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+"""
+
+
+@pytest.mark.timeout(60)
+def test_two_processes_strict_limit_holds_in_every_sliding_window() -> None:
+    import time
+
+    key_prefix = prefix()
+    start = time.time() + 1.5  # both processes begin together, after import time
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, REDIS_URL, key_prefix, str(start)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for _ in range(2)
+    ]
+    per_process = [json.loads(p.communicate(timeout=30)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert all(len(times) > 5 for times in per_process)  # both really competed
+    allowed_at = [t for times in per_process for t in times]
+    # burst=1: at most `count` in any half-open window of one period (closed: count + 1).
+    assert max_in_window(allowed_at, 1_000_000 - 1) <= 30
+    assert max_in_window(allowed_at, 1_000_000 / 30 - 1) <= 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_impossible_requests_are_programming_errors(redis: Redis) -> None:
+    limiter = RateLimiter(redis, prefix=prefix())
+    with pytest.raises(ValueError):
+        await limiter.check("k", Limit(count=5, period=1), cost=6)  # could never pass
+    with pytest.raises(ValueError):
+        await limiter.check_all([("k", Limit(5, 1)), ("k", Limit(5, 1))])
+    with pytest.raises(ValueError):
+        Limit(count=0, period=1)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_redis_down_fails_closed_as_unavailable() -> None:
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    limiter = RateLimiter(dead, prefix=prefix())
+    with pytest.raises(RateLimiterUnavailable) as caught:
+        await limiter.check("k", Limit(count=1, period=1))
+    assert caught.value.kind == "unavailable"
+    assert caught.value.code == "dependency-unavailable"
+    await dead.aclose()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_script_is_reloaded_after_script_flush(redis: Redis) -> None:
+    limiter = RateLimiter(redis, prefix=prefix())
+    limit = Limit(count=3, period=60)
+    assert (await limiter.check("k", limit)).allowed
+    await redis.script_flush()  # e.g. Redis restarted or failed over: NOSCRIPT on EVALSHA
+    assert (await limiter.check("k", limit)).remaining == 1
