@@ -29,11 +29,11 @@ async def seed(svc: Services, progress: Progress | None = None) -> dict[str, Any
     units: dict[str, str] = {}
     for i, u in enumerate(UNITS, 1):
         unit, _ = await svc.orgs.upsert_unit(
-            code=u["code"],
-            name_zh=u["name_zh"],
-            name_en=u["name_en"],
-            kind=u["kind"],
-            district_code=u["district_code"],
+            code=u.code,
+            name_zh=u.name_zh,
+            name_en=u.name_en,
+            kind=u.kind,
+            district_code=u.district_code,
         )
         units[unit.code] = unit.id
         if progress:
