@@ -7,14 +7,18 @@ from typing import Any
 
 import tornado.web
 
-from server.api import identity, ops
+from server.api import identity, oauth, ops
 from server.bootstrap import Services
 from server.http import NotFoundHandler, Route
 from server.openapi import build_spec
 
 access_log = logging.getLogger("superapp.access")
 
-ROUTES: list[Route] = [*ops.ROUTES, *identity.ROUTES]
+ROUTES: list[Route] = [
+    *ops.ROUTES,
+    *identity.ROUTES,
+    *oauth.ROUTES,
+]
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:

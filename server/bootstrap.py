@@ -19,6 +19,8 @@ import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
+from identity.clients import ClientRegistry
+from identity.consents import Consents
 from identity.crypto import Vault
 from identity.organisations import Organisations
 from identity.ports import OutboxSms
@@ -87,6 +89,8 @@ class Services:
     identity_repo: IdentityRepository
     signin: SignInService
     orgs: Organisations
+    clients: ClientRegistry
+    consents: Consents
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def reload_keys(self) -> None:
@@ -150,4 +154,6 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         identity_repo=repo,
         signin=signin,
         orgs=Organisations(pool, repo),
+        clients=ClientRegistry(pool, tokens),
+        consents=Consents(pool),
     )

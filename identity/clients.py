@@ -1,0 +1,190 @@
+"""The OAuth 2 client registry: one client per mini-app (or a unit's server).
+
+A confidential client has a secret shown once and stored hashed (SHA-256 of
+32 random bytes; rotation keeps the previous secret valid for an overlap
+window). Client-credentials tokens carry ``kind=client``, the client id and
+its owning unit, so every context can check server-to-server calls locally.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from identity.crypto import constant_time_equal, token_hash
+from identity.errors import DomainError, NotFound, ValidationError
+from identity.ids import new_id
+from identity.tokens import TokenService
+
+CLIENT_TYPES = ("confidential", "public")
+
+
+class InvalidClient(DomainError):
+    code = "invalid-client"
+    kind = "unauthorized"
+    title = "Client authentication failed"
+
+
+@dataclass(frozen=True)
+class Client:
+    client_id: str
+    name: str
+    unit_id: str
+    app_id: str | None
+    client_type: str
+    redirect_uris: tuple[str, ...]
+    allowed_scopes: tuple[str, ...]
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+def _client(r: asyncpg.Record) -> Client:
+    return Client(
+        client_id=r["client_id"],
+        name=r["name"],
+        unit_id=r["unit_id"],
+        app_id=r["app_id"],
+        client_type=r["client_type"],
+        redirect_uris=tuple(r["redirect_uris"]),
+        allowed_scopes=tuple(r["allowed_scopes"]),
+        created_at=r["created_at"],
+        disabled_at=r["disabled_at"],
+    )
+
+
+class ClientRegistry:
+    def __init__(self, pool: asyncpg.Pool, tokens: TokenService) -> None:
+        self.pool = pool
+        self.tokens = tokens
+
+    async def create(
+        self,
+        *,
+        unit_id: str,
+        name: str,
+        client_type: str = "confidential",
+        redirect_uris: tuple[str, ...] = (),
+        allowed_scopes: tuple[str, ...] = (),
+        app_id: str | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> tuple[Client, str | None]:
+        """Register a client; return it and its secret (shown once; None if public)."""
+        if client_type not in CLIENT_TYPES:
+            raise ValidationError("client_type", "Must be confidential or public.")
+        if not name.strip():
+            raise ValidationError("name", "A client name is required.")
+        secret = "cs_" + secrets.token_urlsafe(32) if client_type == "confidential" else None
+        sql = """INSERT INTO oauth_clients (client_id, name, unit_id, app_id, client_type,
+                     secret_hash, redirect_uris, allowed_scopes)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *"""
+        args = (
+            new_id("cli"),
+            name.strip(),
+            unit_id,
+            app_id,
+            client_type,
+            token_hash(secret) if secret else None,
+            list(redirect_uris),
+            list(allowed_scopes),
+        )
+        try:
+            if conn is not None:
+                row = await conn.fetchrow(sql, *args)
+            else:
+                row = await self.pool.fetchrow(sql, *args)
+        except asyncpg.ForeignKeyViolationError:
+            raise NotFound("No such unit.") from None
+        return _client(row), secret
+
+    async def get(self, client_id: str) -> Client:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM oauth_clients WHERE client_id = $1", client_id
+        )
+        if row is None:
+            raise NotFound("No such client.")
+        return _client(row)
+
+    async def authenticate(self, client_id: object, secret: object) -> Client:
+        """Check a confidential client's secret in constant time (current or previous)."""
+        if not isinstance(client_id, str) or not isinstance(secret, str) or len(secret) > 200:
+            raise InvalidClient("Unknown client or wrong secret.")
+        row = await self.pool.fetchrow(
+            "SELECT * FROM oauth_clients WHERE client_id = $1", client_id
+        )
+        given = token_hash(secret)
+        if row is None or row["disabled_at"] is not None or row["secret_hash"] is None:
+            constant_time_equal(given, given)  # same work either way
+            raise InvalidClient("Unknown client or wrong secret.")
+        ok = constant_time_equal(bytes(row["secret_hash"]), given)
+        previous = row["previous_secret_hash"]
+        until = row["previous_valid_until"]
+        if not ok and previous is not None and until is not None and until > datetime.now(UTC):
+            ok = constant_time_equal(bytes(previous), given)
+        if not ok:
+            raise InvalidClient("Unknown client or wrong secret.")
+        return _client(row)
+
+    async def rotate_secret(self, client_id: str, overlap: timedelta = timedelta(days=1)) -> str:
+        """A new secret; the old one keeps working for ``overlap`` so servers can roll over."""
+        secret = "cs_" + secrets.token_urlsafe(32)
+        status = await self.pool.execute(
+            """UPDATE oauth_clients SET previous_secret_hash = secret_hash,
+                   previous_valid_until = now() + $3::interval, secret_hash = $2
+               WHERE client_id = $1 AND client_type = 'confidential'""",
+            client_id,
+            token_hash(secret),
+            overlap,
+        )
+        if not status.endswith(" 1"):
+            raise NotFound("No such confidential client.")
+        return secret
+
+    async def update(
+        self,
+        client_id: str,
+        *,
+        redirect_uris: tuple[str, ...] | None = None,
+        allowed_scopes: tuple[str, ...] | None = None,
+        disabled: bool | None = None,
+    ) -> Client:
+        row = await self.pool.fetchrow(
+            """UPDATE oauth_clients SET
+                   redirect_uris = COALESCE($2, redirect_uris),
+                   allowed_scopes = COALESCE($3, allowed_scopes),
+                   disabled_at = CASE WHEN $4::bool IS NULL THEN disabled_at
+                                      WHEN $4 THEN COALESCE(disabled_at, now()) ELSE NULL END
+               WHERE client_id = $1 RETURNING *""",
+            client_id,
+            list(redirect_uris) if redirect_uris is not None else None,
+            list(allowed_scopes) if allowed_scopes is not None else None,
+            disabled,
+        )
+        if row is None:
+            raise NotFound("No such client.")
+        return _client(row)
+
+    def issue_client_token(self, client: Client, scope: list[str] | None = None) -> str:
+        """A client-credentials access token (RFC 6749 section 4.4)."""
+        requested = scope if scope is not None else list(client.allowed_scopes)
+        not_allowed = [s for s in requested if s not in client.allowed_scopes]
+        if not_allowed:
+            raise InvalidScope(f"Scope not allowed for this client: {' '.join(not_allowed)}.")
+        return self.tokens.issue_access(
+            sub=client.client_id,
+            sid=None,
+            acr=0,
+            roles=[],
+            scope=requested,
+            client_id=client.client_id,
+            unit_id=client.unit_id,
+            kind="client",
+        )
+
+
+class InvalidScope(DomainError):
+    code = "invalid-scope"
+    kind = "invalid"
+    title = "The requested scope is not allowed"
