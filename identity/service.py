@@ -76,7 +76,11 @@ class SignInService:
         sms: SmsSender,
         *,
         refresh_ttl: int = 30 * 24 * 3600,
+        otp_per_ip_per_hour: int = OTP_PER_IP_PER_HOUR,
+        token_per_ip_per_minute: int = TOKEN_PER_IP_PER_MINUTE,
     ) -> None:
+        self.otp_per_ip_per_hour = otp_per_ip_per_hour
+        self.token_per_ip_per_minute = token_per_ip_per_minute
         self.pool = pool
         self.redis = redis
         self.repo = repo
@@ -109,7 +113,7 @@ class SignInService:
                 "A code was sent less than a minute ago.", retry_after=max(int(ttl), 1)
             )
         retry = 3600 - int(time.time()) % 3600
-        if int(per_phone) > OTP_PER_PHONE_PER_HOUR or int(per_ip) > OTP_PER_IP_PER_HOUR:
+        if int(per_phone) > OTP_PER_PHONE_PER_HOUR or int(per_ip) > self.otp_per_ip_per_hour:
             raise RateLimited("Too many codes requested; try again later.", retry_after=retry)
         code = f"{secrets.randbelow(10**6):06d}"
         digest = self.vault.secret_hash(f"{phone}:{code}", context="otp").hex()
@@ -221,7 +225,7 @@ class SignInService:
         pipe.incr(f"tok:ip:{ip}:{minute}")
         pipe.expire(f"tok:ip:{ip}:{minute}", 60)
         count, _ = await _redis(pipe.execute())
-        if int(count) > TOKEN_PER_IP_PER_MINUTE:
+        if int(count) > self.token_per_ip_per_minute:
             raise RateLimited("Too many token requests.", retry_after=60 - int(time.time()) % 60)
 
     async def logout(self, account_id: str, sid: str | None, ip: str) -> None:

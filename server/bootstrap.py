@@ -141,6 +141,8 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         tokens,
         OutboxSms(pool, repo),
         refresh_ttl=settings.refresh_token_ttl,
+        otp_per_ip_per_hour=settings.otp_per_ip_per_hour,
+        token_per_ip_per_minute=settings.token_per_ip_per_minute,
     )
     return Services(
         settings=settings,

@@ -46,6 +46,9 @@ class Settings:
     environment: str = "development"  # "production" turns simulators and demo helpers off
     simulators: bool = True  # serve starts the third-party simulators (embedded default)
     upstream_allow_cidrs: tuple[str, ...] = ()
+    # Per-client-IP limits; behind a carrier-grade NAT many citizens share an IP.
+    otp_per_ip_per_hour: int = 100
+    token_per_ip_per_minute: int = 600
     shutdown_grace: float = 10.0
 
     @property
@@ -85,6 +88,12 @@ class Settings:
             simulators=r.get("SUPERAPP_SIMULATORS", environment == "development", _bool),
             upstream_allow_cidrs=r.get("SUPERAPP_UPSTREAM_ALLOW_CIDRS", (), _cidrs),
             shutdown_grace=r.get("SUPERAPP_SHUTDOWN_GRACE", 10.0, _float_range(0, 300)),
+            otp_per_ip_per_hour=r.get(
+                "SUPERAPP_OTP_PER_IP_PER_HOUR", 100, _int_range(1, 10_000_000)
+            ),
+            token_per_ip_per_minute=r.get(
+                "SUPERAPP_TOKEN_PER_IP_PER_MINUTE", 600, _int_range(1, 10_000_000)
+            ),
         )
         if settings.environment == "production" and settings.master_key is None:
             raise SettingsError("SUPERAPP_MASTER_KEY", "is required when SUPERAPP_ENV=production")

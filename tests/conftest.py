@@ -105,6 +105,9 @@ def settings(database_url: str, storage: dict[str, str], listen_socket: socket.s
         workers=1,
         simulators=False,
         upstream_allow_cidrs=("127.0.0.0/8",),
+        # Every test client is 127.0.0.1: per-IP limits are tested with their own settings.
+        otp_per_ip_per_hour=1_000_000,
+        token_per_ip_per_minute=1_000_000,
     )
 
 
