@@ -119,6 +119,9 @@ class KeyRing:
             raise LookupError("the key ring has no active signing key")
         return self._active
 
+    def kids(self) -> frozenset[str]:
+        return frozenset(k for k, key in self._keys.items() if key.private_key is not None)
+
     def public_key(self, kid: str) -> tuple[PublicKey, str] | None:
         key = self._keys.get(kid)
         if key is None or key.private_key is None:

@@ -32,6 +32,7 @@ from identity.errors import (
     SessionRevoked,
     TooManyAttempts,
 )
+from identity.ids import new_id
 from identity.phone import normalise_phone
 from identity.ports import SmsSender
 from identity.repository import IdentityRepository
@@ -149,27 +150,36 @@ class SignInService:
             raise InvalidOtp(
                 "The code is wrong.", attempts_left=max(OTP_MAX_ATTEMPTS - attempts, 0)
             )
-        # Single use: of two concurrent correct submissions only one deletes the key.
-        if not await _redis(self.redis.delete(f"otp:{key}")):
+        # Single use: of two concurrent correct submissions only one deletes the code.
+        # The resend cool-down guards against SMS floods, not a fresh sign-in: cleared too.
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(f"otp:{key}")
+        pipe.delete(f"otp:cd:{key}")
+        deleted, _ = await _redis(pipe.execute())
+        if not deleted:
             raise InvalidOtp("The code was already used.")
-        # The resend cool-down guards against SMS floods, not against a fresh sign-in.
-        await _redis(self.redis.delete(f"otp:cd:{key}"))
-        async with self.pool.acquire() as conn, conn.transaction():
-            account, created = await self.repo.get_or_create_account(conn, phone)
-            pair = await self._open_session(conn, account, device=device, ip=ip)
-            await self.repo.record_event(
-                conn, account.id, "sign-in", {"method": "sms-otp", "new_account": created}, ip
+        refresh = "rt_" + secrets.token_urlsafe(32)
+        sid = new_id("ses")
+        async with self.pool.acquire() as conn:
+            account, _, roles = await self.repo.sign_in(
+                conn,
+                phone,
+                session_id=sid,
+                device=device,
+                ip=ip,
+                expires_at=_now() + timedelta(seconds=self.refresh_ttl),
+                refresh_hash=token_hash(refresh),
             )
-        return pair
+        access = self.tokens.issue_access(
+            sub=account.id,
+            sid=sid,
+            acr=account.assurance_level,
+            roles=roles,
+            phone_masked=account.masked_phone,
+        )
+        return TokenPair(access, refresh, self.tokens.access_ttl, sid, account.id)
 
     # tokens and sessions --------------------------------------------------------------
-
-    async def _open_session(
-        self, conn: asyncpg.Connection, account: Account, *, device: str, ip: str
-    ) -> TokenPair:
-        expires = datetime.now(UTC) + timedelta(seconds=self.refresh_ttl)
-        sid = await self.repo.create_session(conn, account.id, device, ip, expires)
-        return await self._issue(conn, account, sid)
 
     async def _issue(self, conn: asyncpg.Connection, account: Account, sid: str) -> TokenPair:
         refresh = "rt_" + secrets.token_urlsafe(32)

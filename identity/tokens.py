@@ -17,6 +17,7 @@ from identity.ids import new_id
 from identity.keys import KeyRing
 
 API_AUDIENCE = "superapp-api"
+_CACHE_SIZE = 20_000
 _FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "crit")
 LEVELS = {"L1": 1, "L2": 2, "L3": 3}
 
@@ -46,9 +47,20 @@ class Principal:
 
 class TokenService:
     def __init__(self, ring: KeyRing, *, issuer: str, access_ttl: int = 600) -> None:
-        self.ring = ring
+        self._cache: dict[str, tuple[Principal, float, str]] = {}
         self.issuer = issuer
         self.access_ttl = access_ttl
+        self.ring = ring
+
+    @property
+    def ring(self) -> KeyRing:
+        return self._ring
+
+    @ring.setter
+    def ring(self, ring: KeyRing) -> None:
+        # A key that leaves the ring invalidates what it verified.
+        self._ring = ring
+        self._live_kids = ring.kids()
 
     def sign(self, claims: dict[str, Any], *, typ: str = "JWT", ttl: int | None = None) -> str:
         key = self.ring.active
@@ -119,6 +131,25 @@ class TokenService:
             raise InvalidToken(f"The token is invalid: {_reason(exc)}.") from None
 
     def verify_access(self, token: str) -> Principal:
+        """Verify an access token; a token already verified is served from a small
+        in-process cache until its ``exp`` (an ECDSA verification costs more than
+        the rest of a simple request). Keyed on the whole token, so a changed byte
+        is a cache miss and is verified afresh."""
+        now = time.time()
+        hit = self._cache.get(token)
+        if hit is not None:
+            principal, exp, kid = hit
+            if now < exp and kid in self._live_kids:
+                return principal
+            self._cache.pop(token, None)
+        principal = self._verify_access(token)
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))  # drop the oldest entry
+        kid = str(jwt.get_unverified_header(token)["kid"])
+        self._cache[token] = (principal, float(principal.claims["exp"]), kid)
+        return principal
+
+    def _verify_access(self, token: str) -> Principal:
         claims = self.decode(token, audience=API_AUDIENCE, typ="at+jwt")
         kind = claims.get("kind", "user")
         scope = tuple(str(claims.get("scope", "")).split()) if claims.get("scope") else ()

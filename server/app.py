@@ -22,6 +22,8 @@ ROUTES: list[Route] = [
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
+    if not access_log.isEnabledFor(logging.INFO):
+        return
     status = handler.get_status()
     access_log.info(
         "request",

@@ -8,6 +8,7 @@ workers (prometheus_client's multiprocess mode).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,9 +38,21 @@ class Metrics:
             registry=self.registry,
         )
 
+        # labels() resolves and locks on every call; the children are cached per
+        # (method, route, status) because this runs on every request.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

@@ -13,7 +13,9 @@ import base64
 import logging
 import os
 import secrets
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,9 +54,13 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     base = tmp_path_factory.mktemp("storage")
     started: list[Any] = []
     server_url = os.environ.get("SUPERAPP_TEST_DATABASE_URL")
+    own_dir = None
     if not server_url:
-        # A short path: PostgreSQL's socket path must fit in 107 bytes.
-        pg = EmbeddedPostgres(Path(os.environ.get("SUPERAPP_TEST_PGDATA", base / "pg")))
+        # Not under pytest's basetemp: pytest resets pytest-of-<user> to mode 0700 at
+        # every session start, which locks out the pgserver user running postgres.
+        # A short path too: PostgreSQL's socket path must fit in 107 bytes.
+        own_dir = tempfile.mkdtemp(prefix="superapp-pg-")
+        pg = EmbeddedPostgres(Path(own_dir) / "pg")
         pg.start()
         started.append(pg)
         server_url = pg.url
@@ -67,6 +73,8 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     yield {"server_url": server_url, "redis_url": redis_url, "dir": str(base)}
     for s in reversed(started):
         s.stop()
+    if own_dir:
+        shutil.rmtree(own_dir, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def _sign_in(url: str, env: dict[str, str], phone: str) -> str:
 
 @pytest.mark.timeout(240)
 def test_serve_embedded_two_workers_restart_and_sigterm(tmp_path: Path) -> None:
-    data_dir = tmp_path / "d"
+    # Outside pytest's basetemp, which pytest keeps at mode 0700 (see tests/conftest.py).
+    data_dir = Path(tempfile.mkdtemp(prefix="superapp-e2e-")) / "d"
     port = _free_port()
     env = _env(data_dir, port)
     url = f"http://127.0.0.1:{port}"
