@@ -51,7 +51,7 @@ async def signins(base: str, n: int, concurrency: int, data_dir: str) -> dict[st
                 r = await client.post("/api/v1/identity/otp", json={"phone": phone})
                 assert r.status_code == 202, r.text
                 blob = await db.fetchval(
-                    "SELECT body_enc FROM sms_outbox WHERE phone_index = $1 ORDER BY id DESC LIMIT 1",
+                    LAST_SMS,
                     vault.blind_index(phone, context="phone"),
                 )
                 code = vault.decrypt(blob, context="sms").split("验证码 ")[1][:6]
@@ -72,6 +72,9 @@ async def signins(base: str, n: int, concurrency: int, data_dir: str) -> dict[st
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
     }
+
+
+LAST_SMS = "SELECT body_enc FROM sms_outbox WHERE phone_index = $1 ORDER BY id DESC LIMIT 1"
 
 
 def main() -> None:
@@ -130,7 +133,7 @@ async def _token(base: str) -> str:
         await client.post("/api/v1/identity/otp", json={"phone": phone})
         db = await asyncpg.connect(pg.url)
         blob = await db.fetchval(
-            "SELECT body_enc FROM sms_outbox WHERE phone_index = $1 ORDER BY id DESC LIMIT 1",
+            LAST_SMS,
             vault.blind_index(phone, context="phone"),
         )
         await db.close()
