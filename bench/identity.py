@@ -25,18 +25,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import bare_tornado, best_of, gateway, wrk  # noqa: E402
 
 
-async def signins(base: str, n: int, concurrency: int, data_dir: str) -> dict[str, float]:
+async def signins(
+    base: str, n: int, concurrency: int, data_dir: str, db_url: str | None = None
+) -> dict[str, float]:
     """n complete sign-ins; codes are read from the SMS outbox table directly."""
     import asyncpg
 
+    from identity.crypto import Vault
     from server.embedded import EmbeddedPostgres
 
-    pg = EmbeddedPostgres(Path(data_dir) / "postgres")
-    pg.start()  # attaches to the running embedded server
-    from identity.crypto import Vault
-
+    if db_url is None:
+        pg = EmbeddedPostgres(Path(data_dir) / "postgres")
+        pg.start()  # attaches to the running embedded server
+        db_url = pg.url
     vault = Vault((Path(data_dir) / "master.key").read_text().strip())
-    db = await asyncpg.create_pool(pg.url, min_size=2, max_size=8)
+    db = await asyncpg.create_pool(db_url, min_size=2, max_size=8)
     phones = [f"+86137{i:08d}" for i in range(n)]
     sem = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
