@@ -28,7 +28,9 @@ def normalise_name(raw: object) -> str:
     if not isinstance(raw, str):
         raise ValidationError(FIELD, "The name must be a string.")
     name = unicodedata.normalize("NFC", raw).translate(_MIDDLE_DOTS)
-    name = re.sub(r"\s+", " ", name).strip()
+    if any(unicodedata.category(char) in ("Cc", "Cf") for char in name):
+        raise ValidationError(FIELD, "The name must be on one line, without control characters.")
+    name = re.sub(r"[ \u3000]+", " ", name).strip()
     if not name:
         raise ValidationError(FIELD, "Enter your name as printed on your ID card.")
     if len(name) > MAX_NAME_LENGTH:

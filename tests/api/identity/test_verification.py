@@ -458,3 +458,51 @@ async def test_openapi_declares_the_routes(vapi: Api) -> None:
     face = spec["paths"][FACE]["post"]
     assert {"multipart/form-data", "image/jpeg", "image/png"} <= set(face["requestBody"]["content"])
     assert "413" in face["responses"] and "403" in face["responses"]
+
+
+async def test_an_http_face_provider(
+    settings: Settings, services: Services, sim: RegistrySim, people: People, astronaut: bytes
+) -> None:
+    """SUPERAPP_FACE_PROVIDER=http: the simulator also speaks the face provider's wire format."""
+    svc, server, api = await _serve(
+        settings.with_(registry_url=sim.url, registry_api_key=sim.api_key, face_provider="http")
+    )
+    try:
+        assert svc.face_executor is None
+        tokens = await at_l2(api, people.take(photo=True))
+        resp = await api.post(
+            FACE, token=tokens["access_token"], content=astronaut, headers=IMAGE_JPEG
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["assurance_level"] == "L3"
+    finally:
+        await _stop(svc, server, api)
+
+
+async def test_demo_citizen_is_real_name_verified(services: Services) -> None:
+    from server.demo.identity import CITIZEN_PERSON, seed_identity
+    from server.demo.seed import ACCOUNTS
+    from server.sims.registry import persons
+
+    phone = next(p for name, p, _, _ in ACCOUNTS if name == "citizen")
+    async with services.pool.acquire() as conn:
+        account, _ = await services.identity_repo.get_or_create_account(conn, phone)
+    for _ in range(2):  # idempotent
+        accounts: dict[str, dict[str, Any]] = {"citizen": {"phone": phone, "sub": account.id}}
+        registry = await seed_identity(services, accounts)
+    citizen = accounts["citizen"]
+    assert citizen["assurance_level"] == "L2"
+    assert citizen["real_name"]["name"] == "*" + CITIZEN_PERSON[1:]
+    bound = next(p for p in persons() if p.name == CITIZEN_PERSON)
+    assert bound.photo == "astronaut"
+    assert await services.realname.account_by_id_number(bound.id_number) == account.id
+    listed = {p["name"] for p in registry["persons"]}
+    assert CITIZEN_PERSON not in listed and len(listed) >= 3
+    assert all({"name", "id_number", "phone"} <= set(p) for p in registry["persons"])
+    async with services.pool.acquire() as conn:
+        verified = await conn.fetchval(
+            "SELECT count(*) FROM security_events WHERE account_id = $1 AND kind = $2",
+            account.id,
+            "real-name-verified",
+        )
+    assert verified == 1
