@@ -112,7 +112,10 @@ class RealNameService:
             rid = parse_resident_id(id_number)
         except ValidationError as exc:
             await self._event(
-                account_id, "real-name-failed", {"reason": f"invalid-{exc.field}"}, ip
+                account_id,
+                "real-name-failed",
+                {"reason": "invalid-" + exc.field.replace("_", "-")},
+                ip,
             )
             raise
         current = await self.status(account_id)

@@ -294,6 +294,8 @@ async def test_local_checks_reject_before_the_registry(
     body = resp.json()
     assert body["code"] == "validation-failed" and body["field"] == "id_number"
     assert says in body["detail"] and number not in resp.text
+    [event] = [e for e in await events(vapi, token) if e["kind"] == "real-name-failed"]
+    assert event["detail"] == {"reason": "invalid-id-number"}
 
 
 @pytest.mark.parametrize("name", ["", "张3", "<script>", 42, "张" * 61])
