@@ -508,3 +508,75 @@ async def test_demo_citizen_is_real_name_verified(services: Services) -> None:
             "real-name-verified",
         )
     assert verified == 1
+
+
+async def test_face_provider_down_is_503(
+    settings: Settings, vapi: Api, sim: RegistrySim, people: People, astronaut: bytes
+) -> None:
+    tokens = await at_l2(vapi, people.take(photo=True))
+    svc, server, api = await _serve(
+        settings.with_(
+            registry_url=sim.url,
+            registry_api_key=sim.api_key,
+            face_provider="http",
+            face_url=f"http://127.0.0.1:{free_port()}",
+        )
+    )
+    try:
+        resp = await api.post(
+            FACE, token=tokens["access_token"], content=astronaut, headers=IMAGE_JPEG
+        )
+        assert resp.status_code == 503
+        assert resp.json()["code"] == "face-service-unavailable"
+        status = (await api.get(REAL_NAME, token=tokens["access_token"])).json()
+        assert status["assurance_level"] == "L2"
+    finally:
+        await _stop(svc, server, api)
+
+
+async def test_face_attempts_are_limited(
+    settings: Settings, vapi: Api, sim: RegistrySim, people: People, grace_hopper: bytes
+) -> None:
+    tokens = await at_l2(vapi, people.take(photo=True))
+    svc, server, api = await _serve(
+        settings.with_(
+            registry_url=sim.url,
+            registry_api_key=sim.api_key,
+            face_provider="http",
+            face_attempts_per_day=2,
+        )
+    )
+    try:
+        for _ in range(2):
+            resp = await api.post(
+                FACE, token=tokens["access_token"], content=grace_hopper, headers=IMAGE_JPEG
+            )
+            assert resp.json()["code"] == "face-mismatch"
+        resp = await api.post(
+            FACE, token=tokens["access_token"], content=grace_hopper, headers=IMAGE_JPEG
+        )
+        assert resp.status_code == 429
+        assert resp.json()["code"] == "too-many-verification-attempts"
+    finally:
+        await _stop(svc, server, api)
+
+
+async def test_redis_down_fails_closed(
+    settings: Settings, vapi: Api, sim: RegistrySim, people: People
+) -> None:
+    token = (await signed_in(vapi))["access_token"]
+    person = people.take()
+    svc, server, api = await _serve(
+        settings.with_(
+            registry_url=sim.url,
+            registry_api_key=sim.api_key,
+            redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        )
+    )
+    try:
+        resp = await real_name(api, token, person.name, person.id_number)
+        assert resp.status_code == 503
+        assert resp.json()["code"] == "dependency-unavailable"
+        assert (await api.get(REAL_NAME, token=token)).json()["verified"] is False
+    finally:
+        await _stop(svc, server, api)
