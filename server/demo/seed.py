@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from server.bootstrap import Services
+from server.demo.identity import seed_identity
 from server.demo.shenzhen_units import UNITS
 
 Progress = Callable[[str, int, int], None]
@@ -52,9 +53,11 @@ async def seed(svc: Services, progress: Progress | None = None) -> dict[str, Any
         if unit_id:
             entry["unit_id"] = unit_id
         accounts[name] = entry
+    registry = await seed_identity(svc, accounts)
     return {
         "accounts": accounts,
         "clients": {},
         "apps": {},
         "units": {"count": len(units), "by_code": units},
+        "registry": registry,
     }

@@ -24,7 +24,14 @@ class Simulator:
     description: str
 
 
-SIMULATORS: dict[str, Simulator] = {}
+SIMULATORS: dict[str, Simulator] = {
+    "registry": Simulator(
+        "registry",
+        "server.sims.registry",
+        8701,  # SUPERAPP_REGISTRY_URL's default points here
+        "national population registry and face comparison provider (real-name L2, face L3)",
+    ),
+}
 
 
 def available() -> dict[str, Simulator]:
