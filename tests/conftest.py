@@ -54,27 +54,25 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     base = tmp_path_factory.mktemp("storage")
     started: list[Any] = []
     server_url = os.environ.get("SUPERAPP_TEST_DATABASE_URL")
-    own_dir = None
+    # Not under pytest's basetemp: pytest resets pytest-of-<user> to mode 0700 at
+    # every session start (locking out the pgserver user) and prunes old runs.
+    own_dir = tempfile.mkdtemp(prefix="superapp-test-")
     if not server_url:
-        # Not under pytest's basetemp: pytest resets pytest-of-<user> to mode 0700 at
-        # every session start, which locks out the pgserver user running postgres.
-        # A short path too: PostgreSQL's socket path must fit in 107 bytes.
-        own_dir = tempfile.mkdtemp(prefix="superapp-pg-")
+        # A short path: PostgreSQL's socket path must fit in 107 bytes.
         pg = EmbeddedPostgres(Path(own_dir) / "pg")
         pg.start()
         started.append(pg)
         server_url = pg.url
     redis_url = os.environ.get("SUPERAPP_TEST_REDIS_URL")
     if not redis_url:
-        rd = EmbeddedRedis(base / "redis")
+        rd = EmbeddedRedis(Path(own_dir) / "redis")
         rd.start()
         started.append(rd)
         redis_url = rd.url
     yield {"server_url": server_url, "redis_url": redis_url, "dir": str(base)}
     for s in reversed(started):
         s.stop()
-    if own_dir:
-        shutil.rmtree(own_dir, ignore_errors=True)
+    shutil.rmtree(own_dir, ignore_errors=True)
 
 
 @pytest_asyncio.fixture(scope="session")
