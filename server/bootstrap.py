@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from identity.clients import ClientRegistry
 from identity.consents import Consents
 from identity.crypto import Vault
+from identity.oauth.provider import OidcProvider
 from identity.organisations import Organisations
 from identity.ports import OutboxSms
 from identity.repository import IdentityRepository
@@ -91,6 +92,7 @@ class Services:
     orgs: Organisations
     clients: ClientRegistry
     consents: Consents
+    oidc: OidcProvider
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def reload_keys(self) -> None:
@@ -158,4 +160,15 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         orgs=Organisations(pool, repo),
         clients=ClientRegistry(pool, tokens),
         consents=Consents(pool),
+        # The registry and consents are stateless views of the pool: sharing is not needed.
+        oidc=OidcProvider(
+            pool,
+            redis,
+            vault,
+            tokens,
+            ClientRegistry(pool, tokens),
+            Consents(pool),
+            repo,
+            refresh_ttl=settings.refresh_token_ttl,
+        ),
     )
