@@ -19,7 +19,7 @@ class OAuthError(DomainError):
     def __init__(self, error: str, detail: str, *, status_kind: str = "invalid") -> None:
         super().__init__(detail)
         self.code = error  # type: ignore[misc]
-        self.kind = status_kind  # type: ignore[misc]
+        self.kind = status_kind  # type: ignore[misc,assignment]
         self.title = error  # type: ignore[misc]
         self.extra = {"error": error, "error_description": detail}
 

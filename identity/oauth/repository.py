@@ -14,8 +14,6 @@ from identity.clients import Client, _client
 from identity.crypto import Vault
 from identity.oauth.domain import AccountClaims, Grant
 
-Conn = asyncpg.Connection
-
 
 def _grant(r: asyncpg.Record) -> Grant:
     return Grant(
@@ -40,7 +38,7 @@ class OAuthRepository:
 
     async def create_grant(
         self,
-        conn: Conn,
+        conn: asyncpg.Connection,
         *,
         grant_id: str,
         client_id: str,
@@ -62,7 +60,7 @@ class OAuthRepository:
             auth_time,
         )
 
-    async def mark_exchanged(self, conn: Conn, grant_id: str) -> Grant | None:
+    async def mark_exchanged(self, conn: asyncpg.Connection, grant_id: str) -> Grant | None:
         """The serialisation point with a revocation: the row lock orders them."""
         r = await conn.fetchrow(
             """UPDATE oauth_grants SET exchanged_at = now()
@@ -71,7 +69,9 @@ class OAuthRepository:
         )
         return _grant(r) if r else None
 
-    async def grant(self, conn: Conn, grant_id: str, *, lock: bool = False) -> Grant | None:
+    async def grant(
+        self, conn: asyncpg.Connection, grant_id: str, *, lock: bool = False
+    ) -> Grant | None:
         if lock:
             r = await conn.fetchrow("SELECT * FROM oauth_grants WHERE id = $1 FOR UPDATE", grant_id)
         else:
@@ -79,7 +79,7 @@ class OAuthRepository:
         return _grant(r) if r else None
 
     async def revoke_grant(
-        self, conn: Conn, grant_id: str, reason: str, *, only_exchanged: bool = False
+        self, conn: asyncpg.Connection, grant_id: str, reason: str, *, only_exchanged: bool = False
     ) -> Grant | None:
         r = await conn.fetchrow(
             """UPDATE oauth_grants SET revoked_at = now(), revoked_reason = $2
@@ -92,7 +92,7 @@ class OAuthRepository:
         return _grant(r) if r else None
 
     async def revoke_grants_for(
-        self, conn: Conn, account_id: str, client_id: str, reason: str
+        self, conn: asyncpg.Connection, account_id: str, client_id: str, reason: str
     ) -> int:
         status = await conn.execute(
             """UPDATE oauth_grants SET revoked_at = now(), revoked_reason = $3
@@ -106,7 +106,12 @@ class OAuthRepository:
     # refresh tokens -----------------------------------------------------------------------
 
     async def add_refresh_token(
-        self, conn: Conn, token_hash: bytes, grant_id: str, client_id: str, expires_at: datetime
+        self,
+        conn: asyncpg.Connection,
+        token_hash: bytes,
+        grant_id: str,
+        client_id: str,
+        expires_at: datetime,
     ) -> None:
         await conn.execute(
             """INSERT INTO oauth_refresh_tokens (token_hash, grant_id, client_id, expires_at)
@@ -117,7 +122,9 @@ class OAuthRepository:
             expires_at,
         )
 
-    async def consume_refresh_token(self, conn: Conn, token_hash: bytes) -> asyncpg.Record | None:
+    async def consume_refresh_token(
+        self, conn: asyncpg.Connection, token_hash: bytes
+    ) -> asyncpg.Record | None:
         """Mark an unused token used; of two concurrent refreshes exactly one sees a row."""
         return await conn.fetchrow(
             """UPDATE oauth_refresh_tokens SET used_at = now()
@@ -126,7 +133,9 @@ class OAuthRepository:
             token_hash,
         )
 
-    async def refresh_token(self, conn: Conn, token_hash: bytes) -> asyncpg.Record | None:
+    async def refresh_token(
+        self, conn: asyncpg.Connection, token_hash: bytes
+    ) -> asyncpg.Record | None:
         return await conn.fetchrow(
             "SELECT grant_id, client_id, used_at FROM oauth_refresh_tokens WHERE token_hash = $1",
             token_hash,
@@ -134,7 +143,9 @@ class OAuthRepository:
 
     # pairwise subjects ------------------------------------------------------------------------
 
-    async def remember_pairwise(self, conn: Conn, sector: str, sub: str, account_id: str) -> None:
+    async def remember_pairwise(
+        self, conn: asyncpg.Connection, sector: str, sub: str, account_id: str
+    ) -> None:
         await conn.execute(
             """INSERT INTO pairwise_subjects (sector, pairwise_sub, account_id)
                VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
@@ -143,7 +154,7 @@ class OAuthRepository:
             account_id,
         )
 
-    async def resolve_pairwise(self, conn: Conn, sector: str, sub: str) -> str | None:
+    async def resolve_pairwise(self, conn: asyncpg.Connection, sector: str, sub: str) -> str | None:
         value: str | None = await conn.fetchval(
             "SELECT account_id FROM pairwise_subjects WHERE sector = $1 AND pairwise_sub = $2",
             sector,
@@ -153,7 +164,9 @@ class OAuthRepository:
 
     # accounts and clients --------------------------------------------------------------------
 
-    async def account_claims(self, conn: Conn, account_id: str) -> AccountClaims | None:
+    async def account_claims(
+        self, conn: asyncpg.Connection, account_id: str
+    ) -> AccountClaims | None:
         # name_enc / id_number_enc are written by real-name verification (encrypted at rest).
         r = await conn.fetchrow(
             """SELECT phone_enc, name_enc, id_number_enc, assurance_level
@@ -173,7 +186,9 @@ class OAuthRepository:
             assurance_level=r["assurance_level"],
         )
 
-    async def client_for_app(self, conn: Conn, app_or_client_id: str) -> Client | None:
+    async def client_for_app(
+        self, conn: asyncpg.Connection, app_or_client_id: str
+    ) -> Client | None:
         """The mini-app platform creates one client per app: look up by app id or client id."""
         r = await conn.fetchrow(
             """SELECT * FROM oauth_clients WHERE app_id = $1 OR client_id = $1
@@ -182,7 +197,9 @@ class OAuthRepository:
         )
         return _client(r) if r else None
 
-    async def client_by_name(self, conn: Conn, unit_id: str, name: str) -> Client | None:
+    async def client_by_name(
+        self, conn: asyncpg.Connection, unit_id: str, name: str
+    ) -> Client | None:
         r = await conn.fetchrow(
             """SELECT * FROM oauth_clients WHERE unit_id = $1 AND name = $2
                ORDER BY created_at LIMIT 1""",
@@ -191,7 +208,15 @@ class OAuthRepository:
         )
         return _client(r) if r else None
 
-    async def session_auth(self, conn: Conn, sid: str, account_id: str) -> datetime | None:
+    async def unit_id(self, conn: asyncpg.Connection, id_or_code: str) -> str | None:
+        value: str | None = await conn.fetchval(
+            "SELECT id FROM units WHERE id = $1 OR code = $1 LIMIT 1", id_or_code
+        )
+        return value
+
+    async def session_auth(
+        self, conn: asyncpg.Connection, sid: str, account_id: str
+    ) -> datetime | None:
         """When the session's authentication happened, if it is still active."""
         value: datetime | None = await conn.fetchval(
             """SELECT created_at FROM sessions WHERE id = $1 AND account_id = $2
@@ -201,7 +226,7 @@ class OAuthRepository:
         )
         return value
 
-    async def assurance_level(self, conn: Conn, account_id: str) -> int | None:
+    async def assurance_level(self, conn: asyncpg.Connection, account_id: str) -> int | None:
         value: int | None = await conn.fetchval(
             "SELECT assurance_level FROM accounts WHERE id = $1", account_id
         )

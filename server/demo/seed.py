@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from server.bootstrap import Services
+from server.demo.oauth import seed_oauth_clients
 from server.demo.shenzhen_units import UNITS
 
 Progress = Callable[[str, int, int], None]
@@ -54,7 +55,7 @@ async def seed(svc: Services, progress: Progress | None = None) -> dict[str, Any
         accounts[name] = entry
     return {
         "accounts": accounts,
-        "clients": {},
+        "clients": await seed_oauth_clients(svc, units),
         "apps": {},
         "units": {"count": len(units), "by_code": units},
     }

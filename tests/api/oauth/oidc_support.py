@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from html import unescape
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -44,7 +45,8 @@ def query_of(location: str) -> dict[str, str]:
 
 
 def hidden_fields(html: str) -> dict[str, str]:
-    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+    found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html)
+    return {name: unescape(value) for name, value in found}
 
 
 async def authorize(
