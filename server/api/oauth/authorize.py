@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from typing import Any
+from urllib.parse import urlencode
 
 from identity.crypto import constant_time_equal
 from identity.errors import DomainError, Forbidden, SessionRevoked, Unauthorized, ValidationError
@@ -39,6 +41,16 @@ class PageHandler(OAuthHandler):
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(html)
 
+    def _send_problem(self, body: dict[str, Any]) -> None:
+        # A browser gets a readable error page; API clients keep problem+json.
+        if "text/html" not in self.request.headers.get("Accept", "") or not self.request_id:
+            super()._send_problem(body)
+            return
+        self.clear_header("Location")
+        self.page(
+            pages.error_page(body["title"], body["detail"], body["request_id"]), body["status"]
+        )
+
     async def current_login(self) -> Login | None:
         oidc = self.svc.oidc.authorize
         who = self.principal  # a bad bearer token is a 401, not a sign-in page
@@ -57,14 +69,14 @@ class PageHandler(OAuthHandler):
         phone: str = "",
         code_sent: bool = False,
         error: str = "",
-        return_to: str | None = None,
+        return_to: str,
         status: int = 200,
     ) -> None:
         csrf = self.get_cookie(CSRF_COOKIE) or secrets.token_urlsafe(24)
         self.set_cookie(CSRF_COOKIE, csrf, max_age=LOGIN_TTL, **_COOKIE)  # type: ignore[arg-type]
         html = pages.login_page(
             csrf=csrf,
-            return_to=return_to or self.request.uri or "",
+            return_to=return_to,
             phone=phone,
             code_sent=code_sent,
             error=error,
@@ -99,32 +111,14 @@ class AuthorizeEndpoint(PageHandler):
     }
 
     async def get(self) -> None:
-        oidc = self.svc.oidc.authorize
-        try:
-            req = await oidc.check_request(self.single_query())
-            login = await self.current_login()
-            if login is None:
-                if "none" in req.prompt:
-                    raise RedirectError(
-                        "login_required",
-                        "The citizen is not signed in.",
-                        redirect_uri=req.redirect_uri,
-                        state=req.state,
-                    )
-                self.login_form()
-                return
-            outcome = await oidc.decide(req, login)
-        except RedirectError as exc:
-            self.redirect(oidc.error_redirect(exc))
-            return
-        if isinstance(outcome, str):
-            self.redirect(outcome)
-            return
-        await self.remember_webview_login(login)
-        self.show_consent(outcome)
+        await self.authorize(self.single_query(), status=302)
 
     async def post(self) -> None:
         form = self.form()
+        if "request_id" not in form and "response_type" in form:
+            # OIDC Core 3.1.2.1: the authorisation request may also be POSTed.
+            await self.authorize(form, status=303)
+            return
         login = await self.current_login()
         if login is None:
             raise Unauthorized("Sign in first.")
@@ -136,6 +130,31 @@ class AuthorizeEndpoint(PageHandler):
             ip=self.client_ip,
         )
         self.redirect(url, status=303)
+
+    async def authorize(self, params: dict[str, str], *, status: int) -> None:
+        oidc = self.svc.oidc.authorize
+        try:
+            req = await oidc.check_request(params)
+            login = await self.current_login()
+            if login is None:
+                if "none" in req.prompt:
+                    raise RedirectError(
+                        "login_required",
+                        "The citizen is not signed in.",
+                        redirect_uri=req.redirect_uri,
+                        state=req.state,
+                    )
+                self.login_form(return_to="/oauth2/authorize?" + urlencode(params))
+                return
+            outcome = await oidc.decide(req, login)
+        except RedirectError as exc:
+            self.redirect(oidc.error_redirect(exc), status=status)
+            return
+        if isinstance(outcome, str):
+            self.redirect(outcome, status=status)
+            return
+        await self.remember_webview_login(login)
+        self.show_consent(outcome)
 
     def single_query(self) -> dict[str, str]:
         out = {}

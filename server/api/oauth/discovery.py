@@ -29,7 +29,7 @@ def metadata(issuer: str) -> dict[str, Any]:
         "scopes_supported": list(STANDARD),
         "claims_supported": claims,
         "acr_values_supported": ["L1", "L2", "L3"],
-        "prompt_values_supported": ["none", "consent", "login"],
+        "prompt_values_supported": ["none", "consent"],
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",

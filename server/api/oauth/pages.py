@@ -78,3 +78,11 @@ def consent_page(*, client_name: str, scopes: tuple[str, ...], request_id: str, 
         f'<button type="submit" name="decision" value="deny">拒绝 Deny</button></form>'
     )
     return _page("授权 Consent", body)
+
+
+def error_page(title: str, detail: str, request_id: str) -> str:
+    body = (
+        f"<h1>无法继续 · {escape(title)}</h1><p>{escape(detail)}</p>"
+        f"<p><small>Request {escape(request_id)}</small></p>"
+    )
+    return _page("错误 Error", body)

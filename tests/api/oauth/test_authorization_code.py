@@ -298,3 +298,31 @@ def random_phone_() -> str:
     from tests.support import random_phone
 
     return random_phone()
+
+
+async def test_browsers_get_an_error_page_and_requests_may_be_posted(api: Api, phone: str) -> None:
+    citizen = await api.sign_in(phone)
+    client, secret = await new_client(api)
+    resp = await api.client.get(
+        "/oauth2/authorize",
+        params={"client_id": client.client_id, "redirect_uri": "https://evil.example/"},
+        headers={"Accept": "text/html,application/xhtml+xml"},
+    )
+    assert resp.status_code == 400 and "Location" not in resp.headers
+    assert resp.headers["Content-Type"].startswith("text/html")
+    assert "not registered" in resp.text and resp.headers["X-Request-Id"] in resp.text
+
+    verifier, challenge = pkce_pair()
+    form = {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    page = await api.post("/oauth2/authorize", data=form, token=citizen["access_token"])
+    q = query_of(await approve(api, citizen["access_token"], page))
+    assert (await exchange(api, client, secret, q["code"], verifier)).status_code == 200
+    again = await api.post("/oauth2/authorize", data=form, token=citizen["access_token"])
+    assert again.status_code == 303 and "code=" in again.headers["Location"]
