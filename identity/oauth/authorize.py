@@ -204,6 +204,8 @@ class Authorizer:
                 "invalid_request", "The consent form is not valid.", status_kind="forbidden"
             )
         req = self._rebuild(await self._client(pending["client_id"]), pending)
+        if req.redirect_uri not in req.client.redirect_uris:
+            raise OAuthError("invalid_request", "The redirect_uri is no longer registered.")
         if not allow:
             return redirect_url(
                 req.redirect_uri,

@@ -3,7 +3,7 @@ citizen behind it, a grant (one authorisation) and the tokens issued for it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -97,4 +97,3 @@ class AccountClaims:
     name: str | None
     id_number: str | None
     assurance_level: int
-    extra: dict[str, Any] = field(default_factory=dict)

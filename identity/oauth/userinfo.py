@@ -16,14 +16,7 @@ from identity.oauth.errors import OAuthError
 from identity.oauth.repository import OAuthRepository
 from identity.oauth.store import ProviderStore
 from identity.tokens import TokenService
-
-
-def mask_name(name: str) -> str:
-    """Show only the last character (e.g. 张三 -> *三), as payment apps do."""
-    name = name.strip()
-    if len(name) <= 1:
-        return "*"
-    return "*" * (len(name) - 1) + name[-1]
+from identity.verification.masking import mask_name
 
 
 def _invalid(detail: str) -> OAuthError:
