@@ -96,13 +96,15 @@ class AuthorizeEndpoint(PageHandler):
             errors=(400, 401),
         ),
         "post": op(
-            "The citizen's consent decision (form from the consent page, CSRF-protected)",
+            "The citizen's consent decision (request_id, csrf, decision from the consent "
+            "page), or an authorisation request sent as a form (OIDC Core 3.1.2.1)",
             tag="oauth2",
             request=obj(
-                ["request_id", "csrf", "decision"],
+                None,
                 request_id=STR,
                 csrf=STR,
                 decision={"enum": ["allow", "deny"]},
+                **{q: STR for q in (*_QUERY, "code_challenge", "code_challenge_method")},
             ),
             request_type="application/x-www-form-urlencoded",
             status=303,
