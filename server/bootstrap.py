@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from identity.clients import ClientRegistry
 from identity.consents import Consents
 from identity.crypto import Vault
+from identity.oauth.provider import OidcProvider
 from identity.organisations import Organisations
 from identity.ports import OutboxSms
 from identity.repository import IdentityRepository
@@ -97,6 +98,7 @@ class Services:
     clients: ClientRegistry
     consents: Consents
     realname: RealNameService
+    oidc: OidcProvider
     face_executor: RespawningProcessPool | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -170,6 +172,8 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         real_name_attempts_per_day=settings.real_name_attempts_per_day,
         face_attempts_per_day=settings.face_attempts_per_day,
     )
+    clients = ClientRegistry(pool, tokens)
+    consents = Consents(pool)
     return Services(
         settings=settings,
         pool=pool,
@@ -182,10 +186,20 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         identity_repo=repo,
         signin=signin,
         orgs=Organisations(pool, repo),
-        clients=ClientRegistry(pool, tokens),
-        consents=Consents(pool),
+        clients=clients,
+        consents=consents,
         realname=realname,
         face_executor=face_executor,
+        oidc=OidcProvider(
+            pool,
+            redis,
+            vault,
+            tokens,
+            clients,
+            consents,
+            repo,
+            refresh_ttl=settings.refresh_token_ttl,
+        ),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from server.bootstrap import Services
 from server.demo.identity import seed_identity
+from server.demo.oauth import seed_oauth_clients
 from server.demo.shenzhen_units import UNITS
 
 Progress = Callable[[str, int, int], None]
@@ -56,7 +57,7 @@ async def seed(svc: Services, progress: Progress | None = None) -> dict[str, Any
     registry = await seed_identity(svc, accounts)
     return {
         "accounts": accounts,
-        "clients": {},
+        "clients": await seed_oauth_clients(svc, units),
         "apps": {},
         "units": {"count": len(units), "by_code": units},
         "registry": registry,
