@@ -47,14 +47,10 @@ async def test_pairwise_sub_is_shared_within_a_unit_and_differs_across_units(
 async def test_real_name_only_for_approved_clients(api: Api, phone: str) -> None:
     citizen = await api.sign_in(phone)
     me = api.services.tokens.verify_access(citizen["access_token"]).sub
-    vault = api.services.vault
-    # What real-name verification stores (encrypted at rest).
-    await api.services.pool.execute(
-        "UPDATE accounts SET name_enc = $2, id_number_enc = $3 WHERE id = $1",
-        me,
-        vault.encrypt("张小明", context="name"),
-        vault.encrypt("440301199001011234", context="id_number"),
-    )
+    from identity.verification.resident_id import generate_resident_id
+
+    id_number = generate_resident_id(region_code="440301")
+    await api.services.realname.bind_verified_identity(me, "张小明", id_number, source="test")
     plain, plain_secret = await new_client(api)
     body = await _tokens(
         api, citizen["access_token"], plain, plain_secret, "openid profile real_name"
@@ -67,7 +63,7 @@ async def test_real_name_only_for_approved_clients(api: Api, phone: str) -> None
     body = await _tokens(api, citizen["access_token"], approved, secret, "openid real_name")
     assert body["scope"] == "openid real_name"
     info = (await api.get("/oauth2/userinfo", token=body["access_token"])).json()
-    assert info["real_name"] == "张小明" and info["id_number"] == "440301199001011234"
+    assert info["real_name"] == "张小明" and info["id_number"] == id_number
     assert "phone_number" not in info and "name" not in info
 
 
