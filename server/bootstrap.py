@@ -19,6 +19,11 @@ import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
+from ecert.issuers import IssuerKeys
+from ecert.presenting import Presentations
+from ecert.repository import EcertRepository
+from ecert.service import Certificates
+from ecert.sharing import Sharing
 from identity.clients import ClientRegistry
 from identity.consents import Consents
 from identity.crypto import Vault
@@ -91,6 +96,10 @@ class Services:
     orgs: Organisations
     clients: ClientRegistry
     consents: Consents
+    issuer_keys: IssuerKeys
+    certificates: Certificates
+    presentations: Presentations
+    sharing: Sharing
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def reload_keys(self) -> None:
@@ -144,6 +153,22 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         otp_per_ip_per_hour=settings.otp_per_ip_per_hour,
         token_per_ip_per_minute=settings.token_per_ip_per_minute,
     )
+    orgs = Organisations(pool, repo)
+    consents = Consents(pool)
+    ecert_repo = EcertRepository(vault)
+    issuer_keys = IssuerKeys(pool, ecert_repo, vault)
+    certificates = Certificates(pool, ecert_repo, vault, issuer_keys, orgs)
+    presentations = Presentations(
+        pool,
+        redis,
+        ecert_repo,
+        issuer_keys,
+        certificates,
+        tokens,
+        orgs,
+        base_url=settings.issuer,
+        qr_ttl=settings.qr_ttl,
+    )
     return Services(
         settings=settings,
         pool=pool,
@@ -155,7 +180,11 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         tokens=tokens,
         identity_repo=repo,
         signin=signin,
-        orgs=Organisations(pool, repo),
+        orgs=orgs,
         clients=ClientRegistry(pool, tokens),
-        consents=Consents(pool),
+        consents=consents,
+        issuer_keys=issuer_keys,
+        certificates=certificates,
+        presentations=presentations,
+        sharing=Sharing(pool, ecert_repo, vault, certificates, presentations, consents),
     )

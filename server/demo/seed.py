@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from server.bootstrap import Services
+from server.demo.ecert import seed_ecert
 from server.demo.shenzhen_units import UNITS
 
 Progress = Callable[[str, int, int], None]
@@ -52,9 +53,12 @@ async def seed(svc: Services, progress: Progress | None = None) -> dict[str, Any
         if unit_id:
             entry["unit_id"] = unit_id
         accounts[name] = entry
+    ecert = await seed_ecert(svc, accounts["citizen"]["sub"])
+    accounts["citizen"]["certificates"] = {"resident_id": ecert.pop("resident_id")}
     return {
         "accounts": accounts,
         "clients": {},
         "apps": {},
         "units": {"count": len(units), "by_code": units},
+        "ecert": ecert,
     }
