@@ -23,7 +23,8 @@ STATUSES = ("valid", "revoked", "suspended")
 # "minimal" fits a version-10 QR; "standard" adds every other QR field of the type.
 PROFILES = ("minimal", "standard")
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_TYPE_CODE = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
+# Short on purpose: the code is in every QR code, and the minimal profile must fit version 10.
+_TYPE_CODE = re.compile(r"^[a-z][a-z0-9-]{1,5}$")
 
 
 def mask_name(value: str) -> str:
@@ -131,7 +132,9 @@ class CertType:
 def parse_type(code: object, name_zh: object, name_en: object, schema: object) -> CertType:
     """Validate a type definition (demo seed, admin)."""
     if not isinstance(code, str) or not _TYPE_CODE.match(code):
-        raise ValidationError("code", "Use 2-32 lower-case letters, digits and '-'.")
+        raise ValidationError(
+            "code", "Use 2-6 lower-case letters, digits and '-' (it goes into every QR code)."
+        )
     for name, value in (("name_zh", name_zh), ("name_en", name_en)):
         if not isinstance(value, str) or not value.strip():
             raise ValidationError(name, "This field is required.")

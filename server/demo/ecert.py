@@ -46,7 +46,7 @@ def _org_type(
         en,
         {
             "fields": [
-                _f("org_name", "名称", "Name", mask="none", qr=True),
+                _f("org_name", "名称", "Name", mask="name", qr=True),
                 _f("uscc", "统一社会信用代码", "Unified social credit code", qr=True),
                 *extra,
             ],
@@ -61,7 +61,7 @@ def _org_type(
 YEAR = 366
 TYPES = [
     _person_type(
-        "resident-id",
+        "eid",
         "居民身份证",
         "Resident identity card",
         ["sz-psb"],
@@ -73,7 +73,7 @@ TYPES = [
         20 * YEAR,
     ),
     _person_type(
-        "driver-licence",
+        "dl",
         "机动车驾驶证",
         "Driver's licence",
         ["sz-traffic-police"],
@@ -81,7 +81,7 @@ TYPES = [
         10 * YEAR,
     ),
     _person_type(
-        "vehicle-licence",
+        "vl",
         "机动车行驶证",
         "Vehicle licence",
         ["sz-traffic-police"],
@@ -89,7 +89,7 @@ TYPES = [
         None,
     ),
     _person_type(
-        "household-register",
+        "hhr",
         "居民户口簿",
         "Household register",
         ["sz-psb"],
@@ -97,7 +97,7 @@ TYPES = [
         None,
     ),
     _person_type(
-        "residence-permit",
+        "rp",
         "居住证",
         "Residence permit",
         ["sz-psb"],
@@ -105,7 +105,7 @@ TYPES = [
         3 * YEAR,
     ),
     _person_type(
-        "social-security",
+        "ssc",
         "社会保障卡",
         "Social security card",
         ["sz-hrss"],
@@ -113,7 +113,7 @@ TYPES = [
         10 * YEAR,
     ),
     _person_type(
-        "medical-insurance",
+        "mic",
         "医保电子凭证",
         "Medical insurance card",
         ["sz-medical-insurance"],
@@ -121,7 +121,7 @@ TYPES = [
         None,
     ),
     _person_type(
-        "marriage",
+        "mc",
         "结婚证",
         "Marriage certificate",
         ["sz-civil"],
@@ -132,7 +132,7 @@ TYPES = [
         None,
     ),
     _person_type(
-        "birth",
+        "bc",
         "出生医学证明",
         "Birth certificate",
         ["sz-health"],
@@ -143,7 +143,7 @@ TYPES = [
         None,
     ),
     _org_type(
-        "business-licence",
+        "bl",
         "营业执照",
         "Business licence",
         ["sz-amr"],
@@ -151,7 +151,7 @@ TYPES = [
         None,
     ),
     _person_type(
-        "professional-qualification",
+        "pq",
         "职业资格证书",
         "Professional qualification",
         ["sz-hrss"],
@@ -159,7 +159,7 @@ TYPES = [
         None,
     ),
     _person_type(
-        "degree",
+        "deg",
         "学位证书",
         "Degree certificate",
         ["sz-edu"],
@@ -170,7 +170,7 @@ TYPES = [
         None,
     ),
     _person_type(
-        "disability",
+        "dc",
         "残疾人证",
         "Disability certificate",
         ["sz-disabled"],
@@ -178,7 +178,7 @@ TYPES = [
         10 * YEAR,
     ),
     _person_type(
-        "housing-fund",
+        "hpf",
         "住房公积金缴存证明",
         "Housing provident fund certificate",
         ["sz-hpf"],
@@ -186,7 +186,7 @@ TYPES = [
         YEAR,
     ),
     _person_type(
-        "passport",
+        "pp",
         "普通护照",
         "Passport",
         ["sz-exit-entry"],
@@ -194,7 +194,7 @@ TYPES = [
         10 * YEAR,
     ),
     _person_type(
-        "hk-macao-permit",
+        "hkmo",
         "往来港澳通行证",
         "Exit-entry permit to Hong Kong and Macao",
         ["sz-exit-entry"],
@@ -202,7 +202,7 @@ TYPES = [
         10 * YEAR,
     ),
     _person_type(
-        "property-certificate",
+        "rec",
         "不动产权证书",
         "Real estate title certificate",
         ["sz-realestate"],
@@ -213,7 +213,7 @@ TYPES = [
         None,
     ),
     _person_type(
-        "teacher-qualification",
+        "tq",
         "教师资格证",
         "Teacher qualification",
         ["sz-edu"],
@@ -221,7 +221,7 @@ TYPES = [
         None,
     ),
     _person_type(
-        "veteran",
+        "vet",
         "退役军人优待证",
         "Veteran's preferential treatment card",
         ["sz-veterans"],
@@ -229,7 +229,7 @@ TYPES = [
         None,
     ),
     _person_type(
-        "tax-residence",
+        "tax",
         "个人所得税纳税记录",
         "Individual income tax record",
         ["sz-tax"],
@@ -237,7 +237,7 @@ TYPES = [
         YEAR,
     ),
     _person_type(
-        "shenzhen-tong",
+        "szt",
         "深圳通乘车码",
         "Shenzhen Tong transit card",
         ["sz-tong"],
@@ -275,7 +275,7 @@ async def seed_ecert(svc: Services, citizen_sub: str) -> dict[str, Any]:
     result = await svc.certificates.issue_for_unit(
         psb,
         {
-            "type": "resident-id",
+            "type": "eid",
             "doc_number": "DEMO-EID-0001",
             "holder_sub": citizen_sub,
             "claims": {

@@ -43,7 +43,7 @@ async def make_world(api: Api) -> World:
     svc = api.services
     unit_id = await api.unit()
     unit_code = await svc.pool.fetchval("SELECT code FROM units WHERE id = $1", unit_id)
-    type_code = "t-" + secrets.token_hex(4)
+    type_code = "t" + secrets.token_hex(3)[:5]
     await svc.certificates.upsert_type(
         type_code,
         "测试证",
@@ -82,7 +82,9 @@ async def make_world(api: Api) -> World:
 
 
 async def issue(api: Api, w: World, **over: Any) -> dict[str, Any]:
-    resp = await api.post("/api/v1/ecert/certificates", token=w.issuer_token, json=w.issue_body(**over))
+    resp = await api.post(
+        "/api/v1/ecert/certificates", token=w.issuer_token, json=w.issue_body(**over)
+    )
     assert resp.status_code == 201, resp.text
     body: dict[str, Any] = resp.json()
     return body
