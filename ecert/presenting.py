@@ -154,8 +154,9 @@ class Presentations:
             raise IssuerSignatureInvalid()
         jwks = {"keys": [public_jwk(public, cert.issuer_kid)]}
         try:
-            # Time is the certificate's business (status), not the signature's.
-            claims = verify_credential(cert.credential, jwks, now=cert.valid_from, leeway=0)
+            # Time is the certificate's status's business: check the signature as of issuance.
+            at = max(cert.issued_at, cert.valid_from)
+            claims = verify_credential(cert.credential, jwks, now=at, leeway=5)
         except CredentialInvalid:
             raise IssuerSignatureInvalid() from None
         if claims.get("jti") != cert.id or claims.get("claims") != cert.claims:
