@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ecert.domain import PROFILES, Certificate, CertType
@@ -34,6 +35,8 @@ CERT_DETAIL = {
     "properties": {**CERT["properties"], "claims": ANY_OBJ, "profiles": arr(STR)},
 }
 STATUS_BODY = obj(["reason"], reason=STR)
+STATIC = Path(__file__).resolve().parent.parent / "static" / "ecert"
+ASSETS = frozenset({"common.js", "vendor/jsQR.js"})
 _IMAGE = re.compile(r"^([A-Za-z0-9_-]{20,40})\.(png|svg)$")
 
 
@@ -355,6 +358,50 @@ class IssuerJwksHandler(BaseHandler):
         self.finish(jwks)
 
 
+class _PageHandler(BaseHandler):
+    page = ""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Frame-Options", "DENY")
+        self.finish((STATIC / self.page).read_bytes())
+
+
+class VerifierPageHandler(_PageHandler):
+    page = "verifier.html"
+    openapi = {
+        "get": op("Counter verifier page (staff)", tag=TAG, response=STR, content_type="text/html")
+    }
+
+
+class WalletPageHandler(_PageHandler):
+    page = "wallet.html"
+    openapi = {
+        "get": op(
+            "Wallet page with the live QR code", tag=TAG, response=STR, content_type="text/html"
+        )
+    }
+
+
+class AssetHandler(BaseHandler):
+    openapi = {
+        "get": op(
+            "Scripts of the e-certificate pages (vendored, no CDN)",
+            tag=TAG,
+            content_type="text/javascript",
+            errors=(404,),
+        )
+    }
+
+    def get(self, name: str) -> None:
+        if name not in ASSETS:
+            raise NotFound("No such asset.")
+        self.set_header("Content-Type", "text/javascript; charset=utf-8")
+        self.set_header("Cache-Control", "public, max-age=3600")
+        self.finish((STATIC / name).read_bytes())
+
+
 class SharedHandler(BaseHandler):
     openapi = {
         "get": op(
@@ -418,4 +465,7 @@ ROUTES = [
     route("/sl/{list_id}", StatusListHandler),
     route("/api/v1/ecert/issuers/jwks.json", IssuerJwksHandler),
     route("/api/v1/ecert/shared/{type_code}", SharedHandler),
+    route("/ecert/verifier", VerifierPageHandler),
+    route("/ecert/wallet", WalletPageHandler),
+    route("/ecert/assets/{name:path}", AssetHandler),
 ]

@@ -205,3 +205,16 @@ async def test_only_counter_staff_verify_and_matter_is_required(api: Api, world:
     resp = await verify(api, world, text, matter="no-such-matter")
     assert resp.status_code == 422 and resp.json()["code"] == "unknown-matter"
     assert (await verify(api, world, text)).status_code == 200  # still unused
+
+
+async def test_pages_and_their_scripts_are_served_without_a_cdn(api: Api) -> None:
+    for path in ("/ecert/verifier", "/ecert/wallet"):
+        resp = await api.get(path)
+        assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/html")
+        assert "https://" not in resp.text and "http://" not in resp.text.replace(
+            "http://www.w3.org", ""
+        )
+    assert "BarcodeDetector" in (await api.get("/ecert/verifier")).text
+    for asset in ("common.js", "vendor/jsQR.js"):
+        assert (await api.get(f"/ecert/assets/{asset}")).status_code == 200
+    assert (await api.get("/ecert/assets/../../settings.py")).status_code == 404
