@@ -16,10 +16,12 @@ log. Redis down fails closed with 503.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -67,6 +69,7 @@ from identity.ids import new_id
 from identity.organisations import Organisations
 from identity.tokens import Principal, TokenService
 
+MATTER_CACHE_SECONDS = 30.0
 STATUS_LIST_TTL = 300  # seconds a verifier may cache a status list
 STATUS_LIST_LIFETIME = timedelta(days=1)
 IMAGE_KEY = "ecert:qrimg:"
@@ -126,6 +129,8 @@ class Presentations:
         self.base_url = base_url.rstrip("/")
         self.qr_ttl = qr_ttl
         self.skew = skew
+        self._verified: set[bytes] = set()
+        self._matters: dict[str, tuple[float, Matter]] = {}
 
     def status_uri(self, list_id: int) -> str:
         # Kept short on purpose: every character is in the QR code (see cwt.py's budget).
@@ -146,8 +151,17 @@ class Presentations:
             return None
         return found[0]
 
-    async def check_issuer_signature(self, cert: Certificate) -> dict[str, Any]:
-        """The credential's verified claims; raise if it does not match the stored certificate."""
+    async def check_issuer_signature(self, cert: Certificate) -> None:
+        """Raise unless the stored credential is the issuer's signature over these claims.
+
+        A success is remembered for the exact (id, credential, claims): those never change
+        after issuance, and anything that changes them misses the cache."""
+        memo = hashlib.sha256(
+            f"{cert.id}\x00{cert.credential}\x00".encode()
+            + json.dumps(cert.claims, sort_keys=True).encode()
+        ).digest()
+        if memo in self._verified:
+            return
         async with self.pool.acquire() as conn:
             public = await self.issuers.public_key(conn, cert.issuer_kid)
         if public is None:
@@ -161,7 +175,9 @@ class Presentations:
             raise IssuerSignatureInvalid() from None
         if claims.get("jti") != cert.id or claims.get("claims") != cert.claims:
             raise IssuerSignatureInvalid()
-        return claims
+        if len(self._verified) > 100_000:
+            self._verified.clear()
+        self._verified.add(memo)
 
     # the holder's QR --------------------------------------------------------------------
 
@@ -228,6 +244,17 @@ class Presentations:
         await self.orgs.require(who, ("counter-staff",), unit_id)
         return unit_id
 
+    async def _matter(self, code: str) -> Matter | None:
+        cached = self._matters.get(code)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < MATTER_CACHE_SECONDS:
+            return cached[1]
+        async with self.pool.acquire() as conn:
+            matter = await self.repo.matter(conn, code)
+        if matter is not None:
+            self._matters[code] = (now, matter)
+        return matter
+
     async def record_use(
         self,
         cert: Certificate,
@@ -268,8 +295,7 @@ class Presentations:
         unit = await self.counter_unit(who, unit_id)
         if not isinstance(matter_code, str) or not matter_code:
             raise ValidationError("matter_code", "Say for which matter you verify.")
-        async with self.pool.acquire() as conn:
-            matter = await self.repo.matter(conn, matter_code)
+        matter = await self._matter(matter_code)
         if matter is None:
             raise UnknownMatter(f"No matter {matter_code!r}.")
         if not isinstance(qr_text, str) or not qr_text:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from identity.ids import new_id
 from identity.organisations import Organisations
 from identity.tokens import Principal
 
+TYPE_CACHE_SECONDS = 30.0  # type definitions change rarely; QR and verify read them often
 STATUS_LIST_SIZE = 65536  # indexes below 2**16 keep the QR's status claim at 3 bytes
 ISSUE_SCOPE = "ecert:issue"  # a unit server's client token needs it to issue
 
@@ -55,6 +57,7 @@ class Certificates:
         self.vault = vault
         self.issuers = issuers
         self.orgs = orgs
+        self._types: dict[str, tuple[float, CertType]] = {}
 
     # types and matters ------------------------------------------------------------------
 
@@ -64,6 +67,7 @@ class Certificates:
         t = parse_type(code, name_zh, name_en, schema)
         async with self.pool.acquire() as conn:
             await self.repo.upsert_type(conn, t)
+        self._types.pop(t.code, None)
         return t
 
     async def types(self) -> list[CertType]:
@@ -71,10 +75,16 @@ class Certificates:
             return await self.repo.types(conn)
 
     async def type(self, code: str) -> CertType:
+        """A type by code, cached for a few seconds (presentation and verification hot path)."""
+        cached = self._types.get(code)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < TYPE_CACHE_SECONDS:
+            return cached[1]
         async with self.pool.acquire() as conn:
             t = await self.repo.type(conn, code)
         if t is None:
             raise UnknownCertificateType(f"No certificate type {code!r}.")
+        self._types[code] = (now, t)
         return t
 
     async def upsert_matter(
