@@ -74,14 +74,19 @@ class Certificates:
         async with self.pool.acquire() as conn:
             return await self.repo.types(conn)
 
-    async def type(self, code: str) -> CertType:
-        """A type by code, cached for a few seconds (presentation and verification hot path)."""
+    async def type(self, code: str, conn: asyncpg.Connection | None = None) -> CertType:
+        """A type by code, cached for a few seconds (presentation and verification hot path).
+
+        Pass ``conn`` when already holding a pooled connection (never acquire a second)."""
         cached = self._types.get(code)
         now = time.monotonic()
         if cached is not None and now - cached[0] < TYPE_CACHE_SECONDS:
             return cached[1]
-        async with self.pool.acquire() as conn:
+        if conn is not None:
             t = await self.repo.type(conn, code)
+        else:
+            async with self.pool.acquire() as own:
+                t = await self.repo.type(own, code)
         if t is None:
             raise UnknownCertificateType(f"No certificate type {code!r}.")
         self._types[code] = (now, t)
