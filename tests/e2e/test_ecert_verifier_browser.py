@@ -151,3 +151,59 @@ async def test_clerk_scans_with_the_camera_then_the_replay_is_refused(
     assert seen["revoked"].startswith("invalid") and "certificate-revoked" in seen["revoked"]
     uses = await api.get(f"/api/v1/ecert/wallet/{cert['id']}/uses", token=world.citizen_token)
     assert [u["result"] for u in uses.json()["uses"]] == ["qr-replayed", "valid"]
+
+
+def run_wallet(base_url: str, phone: str, code_of: Callable[[], str]) -> dict[str, Any]:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver = browser(Path("/dev/null"))
+    try:
+        wait = WebDriverWait(driver, 30)
+        driver.get(base_url + "/ecert/wallet")
+        wait.until(ec.visibility_of_element_located((By.ID, "si-phone"))).send_keys(phone)
+        driver.find_element(By.ID, "si-send").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "si-msg"), "Code sent"))
+        driver.find_element(By.ID, "si-code").send_keys(code_of())
+        driver.find_element(By.ID, "si-go").click()
+        button = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "#certs .cert")))
+        label = button.text
+        button.click()
+        image = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#qr img")))
+        wait.until(lambda d: d.execute_script("return arguments[0].naturalWidth > 0", image))
+        wait.until(ec.text_to_be_present_in_element((By.ID, "countdown"), "Valid for"))
+        first = driver.find_element(By.ID, "qr").get_attribute("data-text")
+        Select(driver.find_element(By.ID, "profile")).select_by_value("standard")
+        wait.until(lambda d: d.find_element(By.ID, "qr").get_attribute("data-text") != first)
+        second = driver.find_element(By.ID, "qr").get_attribute("data-text")
+        return {"label": label, "first": first, "second": second}
+    finally:
+        driver.quit()
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromedriver")
+async def test_citizen_wallet_page_shows_a_live_qr_code(api: Api) -> None:
+    pytest.importorskip("selenium")
+    world = await make_world(api)
+    phone = random_phone()
+    tokens = await api.sign_in(phone)
+    me = (await api.get("/api/v1/identity/me", token=tokens["access_token"])).json()
+    body = world.issue_body(holder_sub=me["sub"])
+    resp = await api.post("/api/v1/ecert/certificates", token=world.issuer_token, json=body)
+    assert resp.status_code == 201
+    loop = asyncio.get_running_loop()
+
+    def code_of() -> str:
+        return asyncio.run_coroutine_threadsafe(api.last_code(phone), loop).result(30)
+
+    seen: dict[str, Any] = await asyncio.to_thread(run_wallet, api.base_url, phone, code_of)
+    assert "Test certificate" in seen["label"] and "valid" in seen["label"]
+    assert seen["first"].startswith("SZ1:") and seen["second"].startswith("SZ1:")
+    # The code on screen is the real thing: the clerk's scan of it succeeds.
+    resp = await api.post(
+        "/api/v1/ecert/verify",
+        token=world.clerk_token,
+        json={"qr_text": seen["second"], "matter_code": "t-all"},
+    )
+    assert resp.status_code == 200 and resp.json()["claims"]["birth_date"] == "1986-08-12"
