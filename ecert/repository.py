@@ -161,10 +161,13 @@ class EcertRepository:
     # status lists -------------------------------------------------------------------------
 
     async def allocate_index(self, conn: asyncpg.Connection, size: int) -> tuple[int, int]:
+        """The next free (list, index). Waits for a concurrent issuance (no SKIP LOCKED: that
+        would open a new, nearly empty list for every concurrent issuance); callers take
+        the index last in their transaction so the row lock is short."""
         row = await conn.fetchrow(
             """UPDATE ecert_status_lists SET next_idx = next_idx + 1
                WHERE id = (SELECT id FROM ecert_status_lists WHERE next_idx < size
-                           ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                           ORDER BY id LIMIT 1 FOR UPDATE)
                RETURNING id, next_idx - 1 AS idx"""
         )
         if row is None:

@@ -170,7 +170,6 @@ class Certificates:
             if existing is not None:
                 return self._same(existing, mac)
             key, kid = await self.issuers.signing_key(conn, unit_id)
-            list_id, idx = await self.repo.allocate_index(conn, STATUS_LIST_SIZE)
             cert_id = new_id("crt")
             credential = sign_credential(
                 key,
@@ -186,6 +185,7 @@ class Certificates:
                     **({"exp": int(valid_until.timestamp())} if valid_until else {}),
                 },
             )
+            list_id, idx = await self.repo.allocate_index(conn, STATUS_LIST_SIZE)
             new = NewCertificate(
                 id=cert_id,
                 type_code=t.code,

@@ -153,3 +153,16 @@ async def test_claims_are_encrypted_at_rest(api: Api, world: World) -> None:
     assert "林嘉怡".encode() not in raw and b"440305198608126485" not in raw
     text = " ".join(str(v) for v in row.values() if isinstance(v, str))
     assert "440305198608126485" not in text
+
+
+async def test_concurrent_issuance_shares_one_status_list(api: Api, world: World) -> None:
+    results = await asyncio.gather(
+        *(api.post(URL, token=world.issuer_token, json=world.issue_body()) for _ in range(6))
+    )
+    assert [r.status_code for r in results] == [201] * 6
+    rows = await api.services.pool.fetch(
+        "SELECT status_list_id, status_idx FROM ecert_certificates WHERE id = ANY($1)",
+        [r.json()["id"] for r in results],
+    )
+    assert len({r["status_list_id"] for r in rows}) == 1
+    assert len({r["status_idx"] for r in rows}) == 6
