@@ -112,3 +112,76 @@ class CredentialInvalid(DomainError):
     code = "credential-invalid"
     kind = "unprocessable"
     title = "The signed credential is invalid"
+
+
+class CertificateNotYetValid(CertificateStatusError):
+    code = "certificate-not-yet-valid"
+    kind = "forbidden"
+    title = "The certificate is not valid yet"
+
+
+class IssuerSignatureInvalid(CertificateStatusError):
+    # The stored credential does not check against the issuer's published key: never present it.
+    code = "issuer-signature-invalid"
+    kind = "conflict"
+    title = "The certificate's issuer signature does not verify"
+
+
+class CertificateNotFound(DomainError):
+    code = "certificate-not-found"
+    kind = "not_found"
+    title = "No such certificate"
+
+
+class UnknownCertificateType(DomainError):
+    code = "unknown-certificate-type"
+    kind = "unprocessable"
+    title = "No such certificate type"
+
+
+class TypeNotIssuable(DomainError):
+    code = "type-not-issuable"
+    kind = "forbidden"
+    title = "This unit may not issue this certificate type"
+
+
+class HolderNotFound(DomainError):
+    code = "holder-not-found"
+    kind = "unprocessable"
+    title = "No account matches the holder"
+
+
+class IdempotencyConflict(DomainError):
+    code = "idempotency-conflict"
+    kind = "conflict"
+    title = "This document number was already used for a different certificate"
+
+
+class StatusChangeNotAllowed(DomainError):
+    code = "status-change-not-allowed"
+    kind = "conflict"
+    title = "The certificate cannot change to this status"
+
+
+class UnknownMatter(DomainError):
+    code = "unknown-matter"
+    kind = "unprocessable"
+    title = "No such matter code"
+
+
+class UnknownProfile(DomainError):
+    code = "unknown-profile"
+    kind = "unprocessable"
+    title = "No such disclosure profile"
+
+
+class ConsentRequired(DomainError):
+    code = "consent-required"
+    kind = "forbidden"
+    title = "The holder has not authorised this service to read the certificate"
+
+
+class StatusListNotFound(DomainError):
+    code = "status-list-not-found"
+    kind = "not_found"
+    title = "No such status list"

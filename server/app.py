@@ -7,7 +7,7 @@ from typing import Any
 
 import tornado.web
 
-from server.api import identity, oauth, ops, verification
+from server.api import ecert, identity, oauth, ops, verification
 from server.bootstrap import Services
 from server.http import NotFoundHandler, Route
 from server.openapi import build_spec
@@ -19,6 +19,7 @@ ROUTES: list[Route] = [
     *identity.ROUTES,
     *oauth.ROUTES,
     *verification.ROUTES,
+    *ecert.ROUTES,
 ]
 
 

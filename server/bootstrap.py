@@ -19,6 +19,11 @@ import asyncpg
 import httpx
 import redis.asyncio as aioredis
 
+from ecert.issuers import IssuerKeys
+from ecert.presenting import Presentations
+from ecert.repository import EcertRepository
+from ecert.service import Certificates
+from ecert.sharing import Sharing
 from identity.clients import ClientRegistry
 from identity.consents import Consents
 from identity.crypto import Vault
@@ -99,6 +104,10 @@ class Services:
     consents: Consents
     realname: RealNameService
     oidc: OidcProvider
+    issuer_keys: IssuerKeys
+    certificates: Certificates
+    presentations: Presentations
+    sharing: Sharing
     face_executor: RespawningProcessPool | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -174,6 +183,21 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
     )
     clients = ClientRegistry(pool, tokens)
     consents = Consents(pool)
+    orgs = Organisations(pool, repo)
+    ecert_repo = EcertRepository(vault)
+    issuer_keys = IssuerKeys(pool, ecert_repo, vault)
+    certificates = Certificates(pool, ecert_repo, vault, issuer_keys, orgs)
+    presentations = Presentations(
+        pool,
+        redis,
+        ecert_repo,
+        issuer_keys,
+        certificates,
+        tokens,
+        orgs,
+        base_url=settings.issuer,
+        qr_ttl=settings.qr_ttl,
+    )
     return Services(
         settings=settings,
         pool=pool,
@@ -185,7 +209,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         tokens=tokens,
         identity_repo=repo,
         signin=signin,
-        orgs=Organisations(pool, repo),
+        orgs=orgs,
         clients=clients,
         consents=consents,
         realname=realname,
@@ -200,6 +224,10 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
             repo,
             refresh_ttl=settings.refresh_token_ttl,
         ),
+        issuer_keys=issuer_keys,
+        certificates=certificates,
+        presentations=presentations,
+        sharing=Sharing(pool, ecert_repo, vault, certificates, presentations, consents),
     )
 
 

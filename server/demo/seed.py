@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from server.bootstrap import Services
+from server.demo.ecert import seed_ecert
 from server.demo.identity import seed_identity
 from server.demo.oauth import seed_oauth_clients
 from server.demo.shenzhen_units import UNITS
@@ -55,10 +56,13 @@ async def seed(svc: Services, progress: Progress | None = None) -> dict[str, Any
             entry["unit_id"] = unit_id
         accounts[name] = entry
     registry = await seed_identity(svc, accounts)
+    ecert = await seed_ecert(svc, accounts["citizen"]["sub"])
+    accounts["citizen"]["certificates"] = {"resident_id": ecert.pop("resident_id")}
     return {
         "accounts": accounts,
         "clients": await seed_oauth_clients(svc, units),
         "apps": {},
         "units": {"count": len(units), "by_code": units},
         "registry": registry,
+        "ecert": ecert,
     }

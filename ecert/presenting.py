@@ -1,0 +1,394 @@
+"""The e-ID QR code: issue a one-time presentation to the holder, verify it at
+the counter, publish the status lists offline verifiers need.
+
+The presentation is signed by the PLATFORM presentation key (the active key of
+identity's key ring, published in ``/.well-known/jwks.json``); the raw 8 bytes
+of its base64url ``kid`` go in the COSE header. A QR is issued only for a
+certificate that is valid now and whose stored issuer signature verifies.
+
+Verification order: counter role -> matter code -> Base45/COSE/signature/
+window (``decode_and_verify``) -> the certificate named by the status
+reference -> one-time ``cti`` consumed atomically in Redis (``SET NX`` keyed
+on (kid, cti), never on the text: ECDSA signatures have a valid twin) ->
+certificate status. Every attempt that names a certificate goes to the use
+log. Redis down fails closed with 503.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import redis.asyncio as aioredis
+from cryptography.hazmat.primitives.asymmetric import ec
+from redis.exceptions import RedisError
+
+from ecert.domain import PROFILES, Certificate, CertType, Matter
+from ecert.errors import (
+    CertificateExpired,
+    CertificateNotFound,
+    CertificateNotYetValid,
+    CertificateRevoked,
+    CertificateStatusError,
+    CertificateSuspended,
+    CredentialInvalid,
+    IssuerSignatureInvalid,
+    PresentationError,
+    QrExpired,
+    QrMalformed,
+    QrNotYetValid,
+    QrReplayed,
+    StatusListNotFound,
+    UnknownMatter,
+    UnknownProfile,
+)
+from ecert.issuers import IssuerKeys
+from ecert.presentation.cwt import (
+    DEFAULT_SKEW_SECONDS,
+    Presentation,
+    StatusRef,
+    decode_and_verify,
+    encode_presentation,
+)
+from ecert.presentation.keys import kid_bytes, kid_text, public_jwk, verify_credential
+from ecert.presentation.status_list import (
+    STATUS_INVALID,
+    STATUS_SUSPENDED,
+    StatusList,
+    sign_status_list,
+)
+from ecert.repository import EcertRepository
+from ecert.service import Certificates
+from identity.errors import DependencyUnavailable, Forbidden, ValidationError
+from identity.ids import new_id
+from identity.organisations import Organisations
+from identity.tokens import Principal, TokenService
+
+MATTER_CACHE_SECONDS = 30.0
+STATUS_LIST_TTL = 300  # seconds a verifier may cache a status list
+STATUS_LIST_LIFETIME = timedelta(days=1)
+IMAGE_KEY = "ecert:qrimg:"
+CTI_KEY = "ecert:cti:"
+
+
+@dataclass(frozen=True)
+class IssuedQr:
+    qr_text: str
+    expires_at: datetime
+    image_token: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    id: str
+    certificate: Certificate
+    cert_type: CertType
+    unit_id: str
+    matter: Matter
+    claims: dict[str, str]
+    withheld: list[str]
+
+
+def status_error(cert: Certificate, now: datetime) -> CertificateStatusError | None:
+    status = cert.effective_status(now)
+    return {
+        "revoked": CertificateRevoked(),
+        "suspended": CertificateSuspended(),
+        "expired": CertificateExpired(),
+        "not-yet-valid": CertificateNotYetValid(),
+    }.get(status)
+
+
+class Presentations:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        repo: EcertRepository,
+        issuers: IssuerKeys,
+        certificates: Certificates,
+        tokens: TokenService,
+        orgs: Organisations,
+        *,
+        base_url: str,
+        qr_ttl: int,
+        skew: int = DEFAULT_SKEW_SECONDS,
+    ) -> None:
+        self.pool = pool
+        self.redis = redis
+        self.repo = repo
+        self.issuers = issuers
+        self.certificates = certificates
+        self.tokens = tokens
+        self.orgs = orgs
+        self.base_url = base_url.rstrip("/")
+        self.qr_ttl = qr_ttl
+        self.skew = skew
+        self._verified: set[bytes] = set()
+        self._matters: dict[str, tuple[float, Matter]] = {}
+
+    def status_uri(self, list_id: int) -> str:
+        # Kept short on purpose: every character is in the QR code (see cwt.py's budget).
+        return f"{self.base_url}/sl/{list_id}"
+
+    def _list_id(self, uri: str) -> int | None:
+        prefix = self.base_url + "/sl/"
+        tail = uri[len(prefix) :] if uri.startswith(prefix) else ""
+        return int(tail) if tail.isdigit() and len(tail) < 10 else None
+
+    def _platform_key(self, kid: bytes) -> ec.EllipticCurvePublicKey | None:
+        found = self.tokens.ring.public_key(kid_text(kid))
+        if (
+            found is None
+            or found[1] != "ES256"
+            or not isinstance(found[0], ec.EllipticCurvePublicKey)
+        ):
+            return None
+        return found[0]
+
+    async def check_issuer_signature(self, cert: Certificate) -> None:
+        """Raise unless the stored credential is the issuer's signature over these claims.
+
+        A success is remembered for the exact (id, credential, claims): those never change
+        after issuance, and anything that changes them misses the cache."""
+        memo = hashlib.sha256(
+            f"{cert.id}\x00{cert.credential}\x00".encode()
+            + json.dumps(cert.claims, sort_keys=True).encode()
+        ).digest()
+        if memo in self._verified:
+            return
+        async with self.pool.acquire() as conn:
+            public = await self.issuers.public_key(conn, cert.issuer_kid)
+        if public is None:
+            raise IssuerSignatureInvalid()
+        jwks = {"keys": [public_jwk(public, cert.issuer_kid)]}
+        try:
+            # Time is the certificate's status's business: check the signature as of issuance.
+            at = max(cert.issued_at, cert.valid_from)
+            claims = verify_credential(cert.credential, jwks, now=at, leeway=5)
+        except CredentialInvalid:
+            raise IssuerSignatureInvalid() from None
+        if claims.get("jti") != cert.id or claims.get("claims") != cert.claims:
+            raise IssuerSignatureInvalid()
+        if len(self._verified) > 100_000:
+            self._verified.clear()
+        self._verified.add(memo)
+
+    # the holder's QR --------------------------------------------------------------------
+
+    async def issue_qr(self, holder_id: str, cert_id: str, profile: object) -> IssuedQr:
+        profile = profile or "minimal"
+        if profile not in PROFILES:
+            raise UnknownProfile(f"Use one of: {', '.join(PROFILES)}.")
+        cert = await self.certificates.own(holder_id, cert_id)
+        now = datetime.now(UTC)
+        error = status_error(cert, now)
+        if error is not None:
+            raise error
+        await self.check_issuer_signature(cert)
+        cert_type = await self.certificates.type(cert.type_code)
+        name, ident, extra = cert_type.display(cert.claims, str(profile))
+        key = self.tokens.ring.active
+        if not isinstance(key.private_key, ec.EllipticCurvePrivateKey):
+            raise DependencyUnavailable("The platform presentation key is not an ES256 key.")
+        standard = profile == "standard"
+        expires_at = now + timedelta(seconds=self.qr_ttl)
+        text = encode_presentation(
+            key.private_key,
+            kid_bytes(key.kid),
+            cert_type=cert.type_code,
+            masked_name=name,
+            masked_id=ident,
+            issued_at=now,
+            expires_at=expires_at,
+            status=StatusRef(cert.status_idx, self.status_uri(cert.status_list_id)),
+            extra=extra,
+            # The status reference already names the certificate; "standard" repeats it
+            # as iss/sub, which the minimal profile cannot afford in a version-10 code.
+            issuer=self.base_url if standard else None,
+            subject=cert.id if standard else None,
+        )
+        token = secrets.token_urlsafe(18)
+        try:
+            await self.redis.set(IMAGE_KEY + token, text, ex=self.qr_ttl + self.skew)
+        except (RedisError, OSError):
+            raise DependencyUnavailable("The QR store is unavailable.", retry_after=5) from None
+        return IssuedQr(text, datetime.fromtimestamp(int(expires_at.timestamp()), UTC), token)
+
+    async def image_text(self, token: str) -> str:
+        try:
+            text = await self.redis.get(IMAGE_KEY + token)
+        except (RedisError, OSError):
+            raise DependencyUnavailable("The QR store is unavailable.", retry_after=5) from None
+        if text is None:
+            raise CertificateNotFound("This QR image has expired; ask for a new code.")
+        return text.decode() if isinstance(text, bytes) else str(text)
+
+    # the counter ------------------------------------------------------------------------
+
+    async def counter_unit(
+        self, who: Principal, unit_id: object, conn: asyncpg.Connection | None = None
+    ) -> str:
+        """The unit ``who`` verifies for; the grant is read from PostgreSQL on every call."""
+        if who.kind != "user":
+            raise Forbidden("Verification needs a signed-in counter staff member.")
+        if not unit_id:
+            units = [r.split(":", 1)[1] for r in who.roles if r.startswith("counter-staff:")]
+            if len(units) != 1:
+                raise ValidationError("unit_id", "Say for which unit you verify.")
+            unit_id = units[0]
+        if not isinstance(unit_id, str):
+            raise ValidationError("unit_id", "Must be a unit id.")
+        if conn is None:
+            await self.orgs.require(who, ("counter-staff",), unit_id)
+            return unit_id
+        # The rule of ``Organisations.require`` (platform admin passes), through identity's
+        # repository on the caller's connection: one round trip in the common case.
+        repo = self.orgs.repo
+        if await repo.has_role(conn, who.sub, ("counter-staff",), unit_id):
+            return unit_id
+        if await repo.has_role(conn, who.sub, ("platform-admin",), None):
+            return unit_id
+        raise Forbidden("This action needs the role counter-staff.")
+
+    async def _matter(self, conn: asyncpg.Connection, code: str) -> Matter | None:
+        cached = self._matters.get(code)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < MATTER_CACHE_SECONDS:
+            return cached[1]
+        matter = await self.repo.matter(conn, code)
+        if matter is not None:
+            self._matters[code] = (now, matter)
+        return matter
+
+    async def record_use(
+        self,
+        cert: Certificate,
+        unit_id: str | None,
+        matter: str | None,
+        result: str,
+        fields: list[str],
+        *,
+        kind: str = "verification",
+        client_id: str | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> str:
+        use_id = new_id("ver" if kind == "verification" else "use")
+        async with contextlib.AsyncExitStack() as stack:
+            if conn is None:
+                conn = await stack.enter_async_context(self.pool.acquire())
+            await self.repo.insert_use(
+                conn,
+                use_id=use_id,
+                certificate=cert,
+                kind=kind,
+                unit_id=unit_id,
+                client_id=client_id,
+                matter_code=matter,
+                result=result,
+                fields=fields,
+            )
+        return use_id
+
+    async def _certificate_of(
+        self, conn: asyncpg.Connection, p: Presentation
+    ) -> Certificate | None:
+        list_id = None if p.status is None else self._list_id(p.status.uri)
+        if list_id is None or p.status is None:
+            return None
+        cert = await self.repo.by_status_ref(conn, list_id, p.status.idx)
+        return cert if cert is not None and cert.type_code == p.cert_type else None
+
+    async def verify(
+        self, who: Principal, qr_text: object, matter_code: object, unit_id: object = None
+    ) -> Verification:
+        # One pooled connection for the whole scan: fewer acquire/reset round trips.
+        async with self.pool.acquire() as conn:
+            return await self._verify(conn, who, qr_text, matter_code, unit_id)
+
+    async def _verify(
+        self,
+        conn: asyncpg.Connection,
+        who: Principal,
+        qr_text: object,
+        matter_code: object,
+        unit_id: object,
+    ) -> Verification:
+        unit = await self.counter_unit(who, unit_id, conn)
+        if not isinstance(matter_code, str) or not matter_code:
+            raise ValidationError("matter_code", "Say for which matter you verify.")
+        matter = await self._matter(conn, matter_code)
+        if matter is None:
+            raise UnknownMatter(f"No matter {matter_code!r}.")
+        if not isinstance(qr_text, str) or not qr_text:
+            raise ValidationError("qr_text", "Send the scanned text.")
+        now = datetime.now(UTC)
+        try:
+            p = decode_and_verify(qr_text, self._platform_key, now, self.skew)
+        except (QrExpired, QrNotYetValid) as exc:
+            # The signature checked; name the certificate so its holder sees the attempt.
+            late = decode_and_verify(qr_text, self._platform_key, now, 10**11)
+            cert = await self._certificate_of(conn, late)
+            if cert is not None:
+                await self.record_use(cert, unit, matter.code, exc.code, [], conn=conn)
+            raise
+        cert = await self._certificate_of(conn, p)
+        if cert is None:
+            raise QrMalformed("The presentation names no certificate we issued.")
+        key = f"{CTI_KEY}{p.kid.hex()}:{p.cti.hex()}"
+        try:
+            first = await self.redis.set(
+                key, unit, nx=True, exat=int(p.expires_at.timestamp()) + self.skew + 1
+            )
+        except (RedisError, OSError):
+            raise DependencyUnavailable(
+                "The one-time code store is unavailable; try again.", retry_after=5
+            ) from None
+        if not first:
+            await self.record_use(cert, unit, matter.code, QrReplayed.code, [], conn=conn)
+            raise QrReplayed()
+        error = status_error(cert, now)
+        if error is not None:
+            await self.record_use(cert, unit, matter.code, error.code, [], conn=conn)
+            raise error
+        cert_type = await self.certificates.type(cert.type_code, conn)
+        shown = {cert_type.name_field: p.masked_name, cert_type.id_field: p.masked_id, **p.extra}
+        allowed = set(matter.fields)
+        claims = {k: v for k, v in shown.items() if "*" in allowed or k in allowed}
+        withheld = sorted(k for k in shown if k not in claims)
+        use_id = await self.record_use(cert, unit, matter.code, "valid", sorted(claims), conn=conn)
+        return Verification(use_id, cert, cert_type, unit, matter, claims, withheld)
+
+    # status lists -----------------------------------------------------------------------
+
+    async def status_list_token(self, list_id: int) -> str:
+        async with self.pool.acquire() as conn:
+            found = await self.repo.status_list(conn, list_id)
+        if found is None:
+            raise StatusListNotFound()
+        size, entries = found
+        lst = StatusList(size, 2)
+        for idx, status in entries:
+            lst.set(idx, STATUS_SUSPENDED if status == "suspended" else STATUS_INVALID)
+        key = self.tokens.ring.active
+        if not isinstance(key.private_key, ec.EllipticCurvePrivateKey):
+            raise DependencyUnavailable("The platform signing key is not an ES256 key.")
+        now = datetime.now(UTC)
+        return sign_status_list(
+            key.private_key,
+            key.kid,
+            uri=self.status_uri(list_id),
+            status_list=lst,
+            issued_at=now,
+            expires_at=now + STATUS_LIST_LIFETIME,
+            ttl=STATUS_LIST_TTL,
+        )
+
+
+__all__ = ["IssuedQr", "PresentationError", "Presentations", "Verification", "status_error"]
