@@ -84,12 +84,11 @@ async def test_validation_errors(api: Api, world: World) -> None:
 
 
 async def test_holder_by_id_number_through_the_blind_index(api: Api, world: World) -> None:
-    svc = api.services
-    id_number = "44030519860812" + str(1000 + hash(world.citizen_sub) % 9000)
-    await svc.pool.execute(
-        "UPDATE accounts SET id_number_index = $2 WHERE id = $1",
-        world.citizen_sub,
-        svc.vault.blind_index(id_number, context="id_number"),
+    from identity.verification.resident_id import generate_resident_id
+
+    id_number = generate_resident_id(region_code="440305")
+    await api.services.realname.bind_verified_identity(
+        world.citizen_sub, "林测试", id_number, source="test"
     )
     body = world.issue_body(holder_id_number=id_number)
     del body["holder_sub"]
