@@ -28,9 +28,13 @@ from identity.repository import IdentityRepository
 from identity.service import SignInService
 from identity.signing import RELOAD_INTERVAL, KeyRingStore
 from identity.tokens import TokenService
+from payments.loop import PaymentsWorker
+from payments.reconciliation import Reconciler
+from payments.service import PaymentService
 from server.embedded import Embedded, master_key_file, start_embedded
 from server.metrics import Metrics
 from server.migrate import apply_migrations
+from server.payments_wiring import build_payments, ensure_credentials
 from server.settings import Settings
 
 log = logging.getLogger("superapp.bootstrap")
@@ -68,6 +72,7 @@ async def prepare_database(settings: Settings) -> list[str]:
         applied = await apply_migrations(conn)
     finally:
         await conn.close()
+    ensure_credentials(settings)  # once, before workers and channel simulators start
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
     try:
         await KeyRingStore(pool, IdentityRepository(Vault(settings.master_key))).ensure()
@@ -91,6 +96,9 @@ class Services:
     orgs: Organisations
     clients: ClientRegistry
     consents: Consents
+    payments: PaymentService
+    payments_worker: PaymentsWorker
+    reconciler: Reconciler
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def reload_keys(self) -> None:
@@ -106,6 +114,7 @@ class Services:
 
     def start_background(self) -> None:
         self.tasks.append(asyncio.create_task(self._reload_loop()))
+        self.tasks.append(asyncio.create_task(self.payments_worker.run()))
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -144,6 +153,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         otp_per_ip_per_hour=settings.otp_per_ip_per_hour,
         token_per_ip_per_minute=settings.token_per_ip_per_minute,
     )
+    payments, payments_worker, reconciler = build_payments(settings, pool, http, vault, tokens)
     return Services(
         settings=settings,
         pool=pool,
@@ -158,4 +168,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         orgs=Organisations(pool, repo),
         clients=ClientRegistry(pool, tokens),
         consents=Consents(pool),
+        payments=payments,
+        payments_worker=payments_worker,
+        reconciler=reconciler,
     )

@@ -11,11 +11,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from server.cli import admin, demo, migrate, serve, sim
+from server.cli import admin, demo, migrate, payments, serve, sim
 from server.logs import setup_logging
 from server.settings import Settings, SettingsError
 
-COMMANDS = (serve, migrate, demo, admin, sim)
+COMMANDS = (serve, migrate, demo, admin, sim, payments)
 
 
 def parser() -> argparse.ArgumentParser:

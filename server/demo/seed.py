@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from server.bootstrap import Services
+from server.demo.payments import seed_payments
 from server.demo.shenzhen_units import UNITS
 
 Progress = Callable[[str, int, int], None]
@@ -52,9 +53,11 @@ async def seed(svc: Services, progress: Progress | None = None) -> dict[str, Any
         if unit_id:
             entry["unit_id"] = unit_id
         accounts[name] = entry
+    payments = await seed_payments(svc, units)
     return {
         "accounts": accounts,
-        "clients": {},
+        "clients": {"merchant": payments["client"]},
+        "simulators": payments["simulators"],
         "apps": {},
         "units": {"count": len(units), "by_code": units},
     }

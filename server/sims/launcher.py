@@ -24,7 +24,12 @@ class Simulator:
     description: str
 
 
-SIMULATORS: dict[str, Simulator] = {}
+SIMULATORS: dict[str, Simulator] = {
+    "wechatpay": Simulator(
+        "wechatpay", "server.sims.wechatpay", 8701, "WeChat Pay API v3 (payment channel)"
+    ),
+    "alipay": Simulator("alipay", "server.sims.alipay", 8702, "Alipay OpenAPI (payment channel)"),
+}
 
 
 def available() -> dict[str, Simulator]:
