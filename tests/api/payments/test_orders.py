@@ -14,7 +14,12 @@ ORDERS = "/api/v1/payments/orders"
 
 
 def _body(**extra: object) -> dict[str, object]:
-    return {"out_trade_no": "T" + secrets.token_hex(6), "amount_fen": 100, "subject": "Fee", **extra}
+    return {
+        "out_trade_no": "T" + secrets.token_hex(6),
+        "amount_fen": 100,
+        "subject": "Fee",
+        **extra,
+    }
 
 
 @pytest.mark.asyncio
@@ -113,9 +118,7 @@ async def test_payer_restriction_and_unknown_channel(api: Api, sims: Sims) -> No
     m = await new_merchant(api)
     order = await create_order(api, m)
     citizen = (await api.sign_in(random_phone()))["access_token"]
-    bad = await api.post(
-        f"{ORDERS}/{order['id']}/pay", json={"channel": "paypal"}, token=citizen
-    )
+    bad = await api.post(f"{ORDERS}/{order['id']}/pay", json={"channel": "paypal"}, token=citizen)
     assert bad.status_code == 422
     ok = await api.post(f"{ORDERS}/{order['id']}/pay", json={"channel": "wechatpay"}, token=citizen)
     assert ok.status_code == 200 and ok.json()["client_params"]["prepayid"]
@@ -136,5 +139,7 @@ async def test_merchant_closes_an_unpaid_order(api: Api, sims: Sims) -> None:
     assert pay.status_code == 200
     closed = await api.post(f"{ORDERS}/{order['id']}/close", token=m.token)
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
-    again = await api.post(f"{ORDERS}/{order['id']}/pay", json={"channel": "wechatpay"}, token=citizen)
+    again = await api.post(
+        f"{ORDERS}/{order['id']}/pay", json={"channel": "wechatpay"}, token=citizen
+    )
     assert again.status_code == 409 and again.json()["code"] == "order-not-payable"
