@@ -141,9 +141,9 @@ class Reconciler:
                     )
                 continue
             report.differences.append(await self._bill_only(channel, row))
-        for key, (amount, order_id) in ledger.items():
-            report.ledger_total_fen += amount if key[0] == "payment" else -amount
-            if key not in seen:
+        for entry, (amount, order_id) in ledger.items():
+            report.ledger_total_fen += amount if entry[0] == "payment" else -amount
+            if entry not in seen:
                 report.differences.append(
                     Difference(
                         "ledger_only",

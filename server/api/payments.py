@@ -228,7 +228,8 @@ class NotifyHandler(BaseHandler):
         reply = await self.svc.payments.handle_notification(channel, headers, self.body())
         self.set_status(reply.status)
         if reply.status == 204 or not reply.body:
-            return self.finish()
+            self.finish()
+            return
         self.set_header("Content-Type", reply.content_type)
         self.finish(reply.body)
 
