@@ -123,8 +123,10 @@ class Ledger:
     async def trial_balance(self, conn: asyncpg.Connection) -> TrialBalance:
         rows = await conn.fetch(
             """SELECT a.code, a.kind, e.currency,
-                      COALESCE(sum(e.amount_fen) FILTER (WHERE e.amount_fen > 0), 0) AS debits,
-                      COALESCE(-sum(e.amount_fen) FILTER (WHERE e.amount_fen < 0), 0) AS credits
+                      COALESCE(sum(e.amount_fen) FILTER (WHERE e.amount_fen > 0), 0)::bigint
+                          AS debits,
+                      COALESCE(-sum(e.amount_fen) FILTER (WHERE e.amount_fen < 0), 0)::bigint
+                          AS credits
                  FROM ledger_accounts a JOIN ledger_entries e ON e.account_code = a.code
                 GROUP BY a.code, a.kind, e.currency ORDER BY a.code"""
         )
@@ -133,7 +135,9 @@ class Ledger:
                  GROUP BY transaction_id, currency HAVING sum(amount_fen) <> 0) t"""
         )
         accounts = [
-            AccountBalance(r["code"], r["kind"], r["currency"], r["debits"], r["credits"])
+            AccountBalance(
+                r["code"], r["kind"], r["currency"], int(r["debits"]), int(r["credits"])
+            )
             for r in rows
         ]
         return TrialBalance(
@@ -149,7 +153,7 @@ class Ledger:
         """An account's entries, newest first, with the running balance after each."""
         rows = await conn.fetch(
             """SELECT e.id, e.amount_fen, e.created_at, t.kind, t.order_id, t.external_id,
-                      sum(e.amount_fen) OVER (ORDER BY e.id) AS balance_fen
+                      (sum(e.amount_fen) OVER (ORDER BY e.id))::bigint AS balance_fen
                  FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
                 WHERE e.account_code = $1 ORDER BY e.id DESC LIMIT $2""",
             account,

@@ -31,6 +31,7 @@ from tests.payments_support import BEIJING, ROOT
 
 N_ORDERS = 40
 KILLS = 3
+RETRIES: list[str] = []  # requests that hit a dead server and were sent again
 
 
 def _free_port() -> int:
@@ -162,8 +163,8 @@ async def _retry(call: Any, attempts: int = 200) -> httpx.Response:
             resp: httpx.Response = await call()
             if resp.status_code < 500 and resp.status_code != 409:
                 return resp
-        except httpx.HTTPError:
-            pass
+        except httpx.HTTPError as exc:
+            RETRIES.append(type(exc).__name__)
         await asyncio.sleep(0.2)
     raise AssertionError("the server never came back")
 
@@ -241,6 +242,7 @@ def test_sigkill_during_a_burst_loses_nothing(world: World) -> None:
 
     ids = asyncio.run(_burst(w, merchant, citizen))
     assert len(set(ids)) == N_ORDERS
+    assert RETRIES, "no request met a killed server: the kills missed the burst"
 
     async def settled() -> list[dict[str, Any]]:
         async with httpx.AsyncClient(base_url=w.url) as c:
