@@ -71,6 +71,9 @@ def transfer(debit: str, credit: str, amount_fen: int) -> list[Posting]:
 
 
 class Ledger:
+    def __init__(self) -> None:
+        self._known_accounts: set[str] = set()  # created already: skip the upsert
+
     async def post(
         self,
         conn: asyncpg.Connection,
@@ -102,16 +105,24 @@ class Ledger:
         )
         if inserted is None:
             return False
-        codes = sorted({p.account for p in postings})
-        await conn.executemany(
-            """INSERT INTO ledger_accounts (code, kind) VALUES ($1, $2)
-               ON CONFLICT (code) DO NOTHING""",
-            [(c, ACCOUNT_KINDS[c.split(":", 1)[0]]) for c in codes],
-        )
-        await conn.executemany(
-            "INSERT INTO ledger_entries (transaction_id, account_code, amount_fen) "
-            "VALUES ($1, $2, $3)",
-            [(tx_id, p.account, p.amount_fen) for p in postings if p.amount_fen != 0],
+        new = sorted({p.account for p in postings} - self._known_accounts)
+        if new:
+            inserted = await conn.fetch(
+                """INSERT INTO ledger_accounts (code, kind)
+                   SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (code) DO NOTHING
+                   RETURNING code""",
+                new,
+                [ACCOUNT_KINDS[c.split(":", 1)[0]] for c in new],
+            )
+            # Cache only accounts committed before: ours could still be rolled back.
+            self._known_accounts.update(set(new) - {r["code"] for r in inserted})
+        entries = [p for p in postings if p.amount_fen != 0]
+        await conn.execute(
+            """INSERT INTO ledger_entries (transaction_id, account_code, amount_fen)
+               SELECT $1, * FROM unnest($2::text[], $3::bigint[])""",
+            tx_id,
+            [p.account for p in entries],
+            [p.amount_fen for p in entries],
         )
         return True
 
@@ -135,9 +146,7 @@ class Ledger:
                  GROUP BY transaction_id, currency HAVING sum(amount_fen) <> 0) t"""
         )
         accounts = [
-            AccountBalance(
-                r["code"], r["kind"], r["currency"], int(r["debits"]), int(r["credits"])
-            )
+            AccountBalance(r["code"], r["kind"], r["currency"], int(r["debits"]), int(r["credits"]))
             for r in rows
         ]
         return TrialBalance(

@@ -121,6 +121,7 @@ class PaymentService:
         self.channels = channels
         self.tokens = tokens
         self.poll_interval = poll_interval
+        self._merchants: set[str] = set()  # client ids known to have a merchant record
 
     def channel(self, name: object) -> PaymentChannel:
         if not isinstance(name, str) or name not in CHANNELS:
@@ -169,6 +170,11 @@ class PaymentService:
 
     # orders ------------------------------------------------------------------------------
 
+    async def _ensure_merchant(self, client_id: str, unit_id: str) -> None:
+        if client_id not in self._merchants:
+            await self.merchant(client_id, unit_id)
+            self._merchants.add(client_id)
+
     async def create_order(
         self, client_id: str, unit_id: str, idempotency_key: str | None, body: Mapping[str, Any]
     ) -> tuple[int, dict[str, Any]]:
@@ -188,14 +194,14 @@ class PaymentService:
         if not 60 <= expires_in <= 7 * 86400:
             raise ValidationError("expires_in", "Must be from 60 seconds to 7 days.")
         payer = _text("payer", body.get("payer"), 64, required=False)
-        merchant = await self.merchant(client_id, unit_id)
+        await self._ensure_merchant(client_id, unit_id)
         digest = request_hash(body)
         async with self.pool.acquire() as conn, conn.transaction():
             if idempotency_key is not None:
                 # Held until commit: a concurrent duplicate is told so instead of waiting.
-                if not await self.repo.try_lock_key(conn, merchant.client_id, idempotency_key):
+                if not await self.repo.try_lock_key(conn, client_id, idempotency_key):
                     raise IdempotencyInFlight("A request with this key is still in progress.")
-                seen = await self.repo.get_key(conn, merchant.client_id, idempotency_key)
+                seen = await self.repo.get_key(conn, client_id, idempotency_key)
                 if seen is not None:
                     if not secrets.compare_digest(bytes(seen["request_hash"]), digest):
                         raise IdempotencyConflict(
@@ -207,7 +213,7 @@ class PaymentService:
                     )
             order = await self.repo.insert_order(
                 conn,
-                merchant_id=merchant.client_id,
+                merchant_id=client_id,
                 out_trade_no=out_trade_no,
                 amount_fen=amount,
                 subject=subject or "",
@@ -219,9 +225,7 @@ class PaymentService:
                 raise DuplicateOutTradeNo(f"An order with out_trade_no {out_trade_no} exists.")
             response = order.public()
             if idempotency_key is not None:
-                await self.repo.save_key(
-                    conn, merchant.client_id, idempotency_key, digest, 201, response
-                )
+                await self.repo.save_key(conn, client_id, idempotency_key, digest, 201, response)
         return 201, response
 
     async def order_for_merchant(self, client_id: str, order_id: str) -> Order:
@@ -335,10 +339,11 @@ class PaymentService:
             if order.status != "closed" and order.status not in OPEN_STATES:
                 raise OrderNotClosable(f"The order is {order.status}.")
             if order.status in OPEN_STATES:
+                was = order.status
                 order = await self.repo.update_order(
                     conn, order.id, status="closed", closed_at=utcnow(), next_check_at=None
                 )
-                await self._void_hold(conn, order)
+                await self._void_hold(conn, order, was)
                 await self.emit(conn, order, "order.closed", {"reason": reason})
         return order
 
@@ -356,8 +361,9 @@ class PaymentService:
                 raise OrderNotClosable("The order was paid in the meantime.") from None
             raise
 
-    async def _void_hold(self, conn: asyncpg.Connection, order: Order) -> None:
-        if await self.ledger.posted(conn, f"hold:{order.id}"):
+    async def _void_hold(self, conn: asyncpg.Connection, order: Order, was: str) -> None:
+        # A hold exists exactly when the order went to ``paying`` (posted in the same tx).
+        if was == "paying":
             await self.ledger.post(
                 conn,
                 f"void:{order.id}",
@@ -424,7 +430,7 @@ class PaymentService:
             )
             return "flagged", None
         if order.status in OPEN_STATES:
-            paid_at = trade.paid_at or utcnow()
+            paid_at, was = trade.paid_at or utcnow(), order.status
             order = await self.repo.update_order(
                 conn,
                 order.id,
@@ -434,7 +440,7 @@ class PaymentService:
                 paid_at=paid_at,
                 next_check_at=None,
             )
-            await self._void_hold(conn, order)
+            await self._void_hold(conn, order, was)
             await self.ledger.post(
                 conn,
                 f"payment:{channel_name}:{trade.transaction_id}",
@@ -521,8 +527,10 @@ class PaymentService:
         data: dict[str, Any],
         refund: Refund | None = None,
     ) -> None:
-        merchant = await self.repo.get_merchant(conn, order.merchant_id)
-        url = order.notify_url or (merchant.webhook_url if merchant else None)
+        url = order.notify_url
+        if not url:
+            merchant = await self.repo.get_merchant(conn, order.merchant_id)
+            url = merchant.webhook_url if merchant else None
         if not url:
             return
         event_id = new_id("evt")
