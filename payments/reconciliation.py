@@ -91,18 +91,14 @@ class Reconciler:
         self, channel: str, day: dt.date
     ) -> dict[tuple[str, str], tuple[int, str | None]]:
         start = dt.datetime.combine(day, dt.time(), BEIJING)
-        rows = await self.svc.pool.fetch(
-            """SELECT kind, external_id, amount_fen, order_id FROM ledger_transactions
-                WHERE channel = $1 AND kind IN ('payment', 'stray', 'refund')
-                  AND occurred_at >= $2 AND occurred_at < $3""",
-            channel,
-            start,
-            start + dt.timedelta(days=1),
-        )
+        async with self.svc.pool.acquire() as conn:
+            rows = await self.svc.repo.ledger_items(
+                conn, channel, start, start + dt.timedelta(days=1)
+            )
         out: dict[tuple[str, str], tuple[int, str | None]] = {}
-        for r in rows:
-            item = "refund" if r["kind"] == "refund" else "payment"
-            out[(item, r["external_id"])] = (r["amount_fen"], r["order_id"])
+        for kind, external_id, amount, order_id in rows:
+            item = "refund" if kind == "refund" else "payment"
+            out[(item, external_id)] = (amount, order_id)
         return out
 
     async def reconcile_channel(
@@ -225,57 +221,22 @@ class Reconciler:
 
     async def _store(self, report: ChannelReport, created_by: str | None) -> None:
         async with self.svc.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """INSERT INTO pay_reconciliations (id, bill_date, channel, matched, differences,
-                       unexplained, bill_total_fen, ledger_total_fen, created_by)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-                report.id,
-                dt.date.fromisoformat(report.bill_date),
-                report.channel,
-                report.matched,
-                len(report.differences),
-                report.unexplained,
-                report.bill_total_fen,
-                report.ledger_total_fen,
-                created_by,
-            )
-            await conn.executemany(
-                """INSERT INTO pay_reconciliation_differences (reconciliation_id, kind, item,
-                       order_id, reference, ledger_fen, bill_fen, explained, action)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-                [
-                    (
-                        report.id,
-                        d.kind,
-                        d.item,
-                        d.order_id,
-                        d.reference,
-                        d.ledger_fen,
-                        d.bill_fen,
-                        d.explained,
-                        d.action,
-                    )
-                    for d in report.differences
-                ],  # fmt: skip
+            await self.svc.repo.save_reconciliation(
+                conn,
+                {
+                    "id": report.id,
+                    "bill_date": dt.date.fromisoformat(report.bill_date),
+                    "channel": report.channel,
+                    "matched": report.matched,
+                    "differences": len(report.differences),
+                    "unexplained": report.unexplained,
+                    "bill_total_fen": report.bill_total_fen,
+                    "ledger_total_fen": report.ledger_total_fen,
+                    "created_by": created_by,
+                },
+                [d.public() for d in report.differences],
             )
 
     async def history(self, day: dt.date | None, limit: int = 20) -> list[dict[str, Any]]:
-        rows = await self.svc.pool.fetch(
-            """SELECT * FROM pay_reconciliations WHERE ($1::date IS NULL OR bill_date = $1)
-                ORDER BY created_at DESC LIMIT $2""",
-            day,
-            limit,
-        )
-        out = []
-        for r in rows:
-            diffs = await self.svc.pool.fetch(
-                """SELECT kind, item, order_id, reference, ledger_fen, bill_fen, explained,
-                          action FROM pay_reconciliation_differences
-                    WHERE reconciliation_id = $1 ORDER BY id""",
-                r["id"],
-            )
-            item = dict(r)
-            item["bill_date"] = r["bill_date"].isoformat()
-            item["differences"] = [dict(d) for d in diffs]
-            out.append(item)
-        return out
+        async with self.svc.pool.acquire() as conn:
+            return await self.svc.repo.reconciliations(conn, day, limit)

@@ -520,3 +520,80 @@ class PaymentsRepository:
             event_id,
         )
         return _event(row)
+
+    # reconciliation ----------------------------------------------------------------------------
+
+    async def ledger_items(
+        self, conn: asyncpg.Connection, channel: str, start: dt.datetime, end: dt.datetime
+    ) -> list[tuple[str, str, int, str | None]]:
+        """Money that moved through a channel in [start, end): payments, strays, refunds."""
+        rows = await conn.fetch(
+            """SELECT kind, external_id, amount_fen, order_id FROM ledger_transactions
+                WHERE channel = $1 AND kind IN ('payment', 'stray', 'refund')
+                  AND occurred_at >= $2 AND occurred_at < $3""",
+            channel,
+            start,
+            end,
+        )
+        return [(r["kind"], r["external_id"], r["amount_fen"], r["order_id"]) for r in rows]
+
+    async def save_reconciliation(
+        self, conn: asyncpg.Connection, run: dict[str, Any], differences: list[dict[str, Any]]
+    ) -> None:
+        await conn.execute(
+            """INSERT INTO pay_reconciliations (id, bill_date, channel, matched, differences,
+                   unexplained, bill_total_fen, ledger_total_fen, created_by)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+            run["id"],
+            run["bill_date"],
+            run["channel"],
+            run["matched"],
+            run["differences"],
+            run["unexplained"],
+            run["bill_total_fen"],
+            run["ledger_total_fen"],
+            run["created_by"],
+        )
+        await conn.executemany(
+            """INSERT INTO pay_reconciliation_differences (reconciliation_id, kind, item,
+                   order_id, reference, ledger_fen, bill_fen, explained, action)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+            [
+                (
+                    run["id"],
+                    d["kind"],
+                    d["item"],
+                    d["order_id"],
+                    d["reference"],
+                    d["ledger_fen"],
+                    d["bill_fen"],
+                    d["explained"],
+                    d["action"],
+                )
+                for d in differences
+            ],
+        )
+
+    async def reconciliations(
+        self, conn: asyncpg.Connection, day: dt.date | None, limit: int
+    ) -> list[dict[str, Any]]:
+        rows = await conn.fetch(
+            """SELECT * FROM pay_reconciliations WHERE ($1::date IS NULL OR bill_date = $1)
+                ORDER BY created_at DESC LIMIT $2""",
+            day,
+            limit,
+        )
+        out = []
+        for r in rows:
+            diffs = await conn.fetch(
+                """SELECT kind, item, order_id, reference, ledger_fen, bill_fen, explained,
+                          action FROM pay_reconciliation_differences
+                    WHERE reconciliation_id = $1 ORDER BY id""",
+                r["id"],
+            )
+            item = dict(r)
+            item["bill_date"] = r["bill_date"].isoformat()
+            item["created_at"] = r["created_at"].isoformat()
+            item["differences"] = [dict(d) for d in diffs]
+            out.append(item)
+        return out

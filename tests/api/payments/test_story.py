@@ -115,6 +115,16 @@ async def test_order_pay_notify_refund_reconcile(
     assert matched >= 2  # at least this payment and this refund
     tb = (await api.get("/api/v1/payments/ledger/trial-balance", token=finance)).json()
     assert tb["balanced"] and tb["total_debits_fen"] == tb["total_credits_fen"]
+    stored = await api.get(
+        "/api/v1/payments/reconciliations", params={"date": today}, token=finance
+    )
+    ids = {r["id"] for r in stored.json()["reconciliations"]}
+    assert {c["id"] for c in report["channels"]} <= ids
+    # Only finance staff reconcile; a citizen or a merchant is refused.
+    denied = await api.post("/api/v1/payments/reconciliations", json={"date": today}, token=citizen)
+    assert denied.status_code == 403
+    denied = await api.get("/api/v1/payments/ledger/trial-balance", token=merchant.token)
+    assert denied.status_code in (401, 403)
 
 
 async def _async(value: object) -> object:
