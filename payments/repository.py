@@ -300,7 +300,7 @@ class PaymentsRepository:
         row = await conn.fetchrow(
             """INSERT INTO pay_refunds (id, order_id, merchant_id, out_refund_no, amount_fen,
                    reason, kind, channel, transaction_id, status, next_check_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'processing', now() + interval '5 s')
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'processing', now() + interval '2 s')
                RETURNING *""",
             new_id("rfd"),
             f["order_id"],

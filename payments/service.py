@@ -383,14 +383,17 @@ class PaymentService:
         channel = self.channel(channel_name)
         note = channel.parse_notification(headers, body, utcnow())
         if note.kind == "payment" and note.trade is not None:
-            await self.apply_trade(channel_name, note.trade, note.notification_id)
+            # Answer fast: a stray payment's refund is sent by the background loop.
+            await self.apply_trade(channel_name, note.trade, note.notification_id, submit=False)
         elif note.kind == "refund" and note.refund is not None:
             from payments.refunds import apply_refund_notice
 
             await apply_refund_notice(self, channel_name, note.notification_id, note.refund)
         return channel.notification_ack()
 
-    async def apply_trade(self, channel_name: str, trade: ChannelTradeState, source_id: str) -> str:
+    async def apply_trade(
+        self, channel_name: str, trade: ChannelTradeState, source_id: str, *, submit: bool = True
+    ) -> str:
         """Act on what a channel says about a trade (callback, query or bill); idempotent."""
         stray: Refund | None = None
         async with self.pool.acquire() as conn, conn.transaction():
@@ -401,7 +404,7 @@ class PaymentService:
                 return "duplicate"
             outcome, stray = await self._apply_trade(conn, channel_name, trade)
             await self.repo.set_notification_outcome(conn, channel_name, source_id, outcome)
-        if stray is not None:
+        if stray is not None and submit:
             from payments.refunds import submit_refund
 
             await submit_refund(self, stray.id)

@@ -115,3 +115,37 @@ async def test_payment_after_close_is_refunded_by_reconciliation(api: Api, sims:
     again = await api.services.reconciler.run(today)
     assert again["unexplained"] == 0
     assert len(await api.services.payments.refunds(order["id"])) == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_callback_for_a_closed_order_is_refunded_not_credited(api: Api, sims: Sims) -> None:
+    m = await new_merchant(api)
+    order = await create_order(api, m, 1100)
+    citizen = (await api.sign_in(random_phone()))["access_token"]
+    resp = await api.post(
+        f"/api/v1/payments/orders/{order['id']}/pay", json={"channel": "wechatpay"}, token=citizen
+    )
+    prepay = resp.json()["reference"]
+    await api.services.pool.execute(
+        "UPDATE pay_orders SET status = 'closed', closed_at = now(), next_check_at = NULL "
+        "WHERE id = $1",
+        order["id"],
+    )
+    async with httpx.AsyncClient() as c:
+        r = await c.post(sims.wechatpay + "/sim/confirm", json={"reference": prepay})
+        assert r.status_code == 200
+
+    async def refunded() -> list | None:
+        found = await api.services.payments.refunds(order["id"])
+        return [r for r in found if r.status == "succeeded"] or None
+
+    [refund] = await eventually(refunded)
+    assert (refund.kind, refund.amount_fen) == ("stray", 1100)
+    done = await order_status(api, m, order["id"])
+    assert done["status"] == "closed" and done["transaction_id"] is None
+    events = await api.services.pool.fetchval(
+        "SELECT count(*) FROM pay_events WHERE order_id = $1 AND type = 'payment.succeeded'",
+        order["id"],
+    )
+    assert events == 0
