@@ -5,13 +5,16 @@ exceed what was paid."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from payments.channels.credentials import load_wechatpay_merchant
 from payments.channels.wechatpay import WechatPayChannel
 from payments.ports import ChannelOrder
+from server.bootstrap import Services
 from server.payments_wiring import credentials_dir
 from tests.payments_support import (
     Sims,
@@ -20,10 +23,19 @@ from tests.payments_support import (
     new_merchant,
     order_status,
     pay_and_confirm,
+    start_payments,
+    stop_payments,
     wechat_notification,
     wechat_transaction,
 )
 from tests.support import Api, random_phone
+
+
+@pytest_asyncio.fixture(scope="module")
+async def sims(services: Services, base_url: str) -> AsyncIterator[Sims]:
+    started = await start_payments(services)
+    yield started
+    await stop_payments()
 
 
 @pytest.mark.asyncio
