@@ -50,6 +50,9 @@ class PaymentsWorker:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("payments loop failed: %s", type(exc).__name__)
                 busy = 0
+            except Exception:  # noqa: BLE001 - the loop must outlive any one bad row
+                log.warning("payments loop step failed", exc_info=True)
+                busy = 0
             if not busy:
                 await asyncio.sleep(self.tick)
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from identity.errors import Forbidden, ValidationError
+from identity.errors import Forbidden, NotFound, ValidationError
 from identity.ids import new_id
 from identity.tokens import TokenService
 from payments.domain import (
@@ -578,6 +578,20 @@ class PaymentService:
                     "balance_fen": a.balance_fen,
                 }
                 for a in tb.accounts
+            ],
+        }
+
+    async def account_history(self, code: str, limit: int) -> dict[str, Any]:
+        async with self.pool.acquire() as conn:
+            entries = await self.ledger.history(conn, code, limit)
+        if not entries:
+            raise NotFound("No such ledger account, or no entries yet.")
+        return {
+            "account": code,
+            "balance_fen": entries[0]["balance_fen"],
+            "entries": [
+                {**e, "created_at": iso(e["created_at"])}  # type: ignore[arg-type]
+                for e in entries
             ],
         }
 

@@ -391,6 +391,24 @@ class TrialBalanceHandler(BaseHandler):
         self.send_json(tb)
 
 
+class AccountHandler(BaseHandler):
+    openapi = {
+        "get": op(
+            "A ledger account's balance and its entries, newest first (finance staff)",
+            tag=TAG,
+            response=ANY_OBJ,
+            auth="user",
+            errors=(401, 403, 404),
+            query=("limit",),
+        )
+    }
+
+    async def get(self, code: str) -> None:
+        await _require_finance(self)
+        limit = self.query_int("limit", 100, 1, 1000)
+        self.send_json(await self.svc.payments.account_history(code, limit))
+
+
 def _date(value: Any) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value))
@@ -411,4 +429,5 @@ ROUTES = [
     route("/api/v1/payments/events/{event_id}/redeliver", RedeliverHandler),
     route("/api/v1/payments/reconciliations", ReconciliationsHandler),
     route("/api/v1/payments/ledger/trial-balance", TrialBalanceHandler),
+    route("/api/v1/payments/ledger/accounts/{code}", AccountHandler),
 ]

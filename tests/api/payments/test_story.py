@@ -115,6 +115,14 @@ async def test_order_pay_notify_refund_reconcile(
     assert matched >= 2  # at least this payment and this refund
     tb = (await api.get("/api/v1/payments/ledger/trial-balance", token=finance)).json()
     assert tb["balanced"] and tb["total_debits_fen"] == tb["total_credits_fen"]
+    clearing = await api.get(
+        f"/api/v1/payments/ledger/accounts/channel_clearing:{channel}", token=finance
+    )
+    assert clearing.status_code == 200
+    assert (
+        clearing.json()["balance_fen"] == sum(e["amount_fen"] for e in clearing.json()["entries"])
+        or len(clearing.json()["entries"]) == 100
+    )
     stored = await api.get(
         "/api/v1/payments/reconciliations", params={"date": today}, token=finance
     )
