@@ -79,6 +79,56 @@ async def raw_insert_rate(db_url: str, n: int, concurrency: int) -> float:
     return n / elapsed
 
 
+def _procs() -> list[tuple[int, int, str, float]]:
+    """(pid, ppid, cmdline, cpu seconds) of every process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        out.append(
+            (int(entry.name), int(fields[1]), cmd, (int(fields[11]) + int(fields[12])) / tick)
+        )
+    return out
+
+
+def cpu_by_part(tmp: Path, server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by each part of this run (not by other users of the box)."""
+    procs = _procs()
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _, _ in procs:
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(root: int) -> set[int]:
+        found, todo = set(), [root]
+        while todo:
+            pid = todo.pop()
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+        return found
+
+    server = tree(server_pid)
+    postmasters = [p for p, _, cmd, _ in procs if "postgres" in cmd and str(tmp) in cmd]
+    pg = set().union(*(tree(p) for p in postmasters)) if postmasters else set()
+    parts = {"server_workers": 0.0, "simulators": 0.0, "postgres": 0.0, "bench_client": 0.0}
+    for pid, _, cmd, cpu in procs:
+        if pid in server:
+            parts["server_workers"] += cpu
+        elif "server.sims." in cmd:
+            parts["simulators"] += cpu
+        elif pid in pg:
+            parts["postgres"] += cpu
+        elif pid == os.getpid():
+            parts["bench_client"] += cpu
+    return parts
+
+
 def p99_from_metrics(text: str, route: str) -> tuple[float | None, int]:
     buckets: dict[float, float] = {}
     for line in text.splitlines():
@@ -257,9 +307,13 @@ def main() -> None:
         raw = asyncio.run(raw_insert_rate(db_url, a.orders * 5, a.concurrency))
         # Warm-up (connections, JIT of the code paths), then the measured run.
         asyncio.run(run_payments(url, sims, merchant, citizen, 20, 8, db_url, receiver))
+        server_pid = procs[-1].pid
+        before = cpu_by_part(tmp, server_pid)
         rate = asyncio.run(
             run_payments(url, sims, merchant, citizen, a.orders, a.concurrency, db_url, receiver)
         )
+        after = cpu_by_part(tmp, server_pid)
+        cpu_ms = {k: round((after[k] - before[k]) * 1000 / a.orders, 2) for k in after}
         p99, count = p99_from_metrics(
             httpx.get(url + "/metrics").text, "/api/v1/payments/notify/{channel}"
         )
@@ -273,6 +327,8 @@ def main() -> None:
             "ratio_payments_to_raw_inserts": round(rate / raw, 4),
             "callback_ack_p99_s_upper_bound": p99,
             "callbacks_observed": count,
+            "cpu_ms_per_payment": cpu_ms,
+            "load_average_1m": os.getloadavg()[0],
         }
         print(json.dumps(result, indent=2))
     finally:
