@@ -9,6 +9,7 @@ import base64
 import datetime as dt
 import time
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -103,6 +104,12 @@ async def test_order_pay_notify_refund_reconcile(
     [mine_order] = [o for o in mine if o["id"] == order["id"]]
     assert mine_order["refunds"][0]["amount_fen"] == 1000
     assert mine_order["receipt"]["amount_fen"] == 2500 and mine_order["receipt"]["token"]
+    # Anyone can check the receipt against the platform's published keys.
+    jwk_client = jwt.PyJWKSet.from_dict(jwks)
+    header = jwt.get_unverified_header(mine_order["receipt"]["token"])
+    [key] = [k for k in jwk_client.keys if k.key_id == header["kid"]]
+    claims = jwt.decode(mine_order["receipt"]["token"], key.key, algorithms=["ES256", "EdDSA"])
+    assert claims["receipt"]["transaction_id"] == done["transaction_id"]
 
     # Finance staff reconcile the day: nothing unexplained, and the books balance.
     _, finance = await api.staff("finance", await api.unit())
