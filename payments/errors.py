@@ -75,3 +75,69 @@ class BillIntegrityFailed(PaymentError):
     code = "bill-integrity-failed"
     kind = "bad_gateway"
     title = "The downloaded bill failed its integrity check"
+
+
+class OrderNotFound(PaymentError):
+    code = "order-not-found"
+    kind = "not_found"
+    title = "No such order"
+
+
+class DuplicateOutTradeNo(PaymentError):
+    code = "duplicate-out-trade-no"
+    kind = "conflict"
+    title = "This merchant already has an order with this out_trade_no"
+
+
+class IdempotencyConflict(PaymentError):
+    code = "idempotency-conflict"
+    kind = "unprocessable"
+    title = "The Idempotency-Key was used with a different request"
+
+
+class IdempotencyInFlight(PaymentError):
+    code = "idempotency-in-flight"
+    kind = "conflict"
+    title = "A request with this Idempotency-Key is still being processed"
+
+
+class OrderNotPayable(PaymentError):
+    code = "order-not-payable"
+    kind = "conflict"
+    title = "The order cannot be paid in its current state"
+
+
+class OrderNotClosable(PaymentError):
+    code = "order-not-closable"
+    kind = "conflict"
+    title = "The order cannot be closed in its current state"
+
+
+class RefundNotAllowed(PaymentError):
+    code = "refund-not-allowed"
+    kind = "conflict"
+    title = "The refund breaks a refund rule"
+
+
+class RefundExceedsPaid(PaymentError):
+    code = "refund-exceeds-paid"
+    kind = "unprocessable"
+    title = "The refunds would exceed the amount paid"
+
+
+class RefundConflict(PaymentError):
+    code = "refund-conflict"
+    kind = "unprocessable"
+    title = "This out_refund_no was used for a different refund"
+
+
+class EventNotFound(PaymentError):
+    code = "event-not-found"
+    kind = "not_found"
+    title = "No such event"
+
+
+class ChannelNotConfigured(PaymentError):
+    code = "channel-not-configured"
+    kind = "unprocessable"
+    title = "This payment channel is not available"

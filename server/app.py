@@ -7,7 +7,7 @@ from typing import Any
 
 import tornado.web
 
-from server.api import ecert, identity, oauth, ops, verification
+from server.api import ecert, identity, oauth, ops, payments, verification
 from server.bootstrap import Services
 from server.http import NotFoundHandler, Route
 from server.openapi import build_spec
@@ -20,6 +20,7 @@ ROUTES: list[Route] = [
     *oauth.ROUTES,
     *verification.ROUTES,
     *ecert.ROUTES,
+    *payments.ROUTES,
 ]
 
 

@@ -39,9 +39,13 @@ from identity.verification.face import FaceVerifier, HttpFaceVerifier, LocalFace
 from identity.verification.registry import HttpPopulationRegistry
 from identity.verification.repository import VerificationRepository
 from identity.verification.service import RealNameService
+from payments.loop import PaymentsWorker
+from payments.reconciliation import Reconciler
+from payments.service import PaymentService
 from server.embedded import Embedded, master_key_file, start_embedded
 from server.metrics import Metrics
 from server.migrate import apply_migrations
+from server.payments_wiring import build_payments, ensure_credentials
 from server.settings import Settings
 
 log = logging.getLogger("superapp.bootstrap")
@@ -79,6 +83,7 @@ async def prepare_database(settings: Settings) -> list[str]:
         applied = await apply_migrations(conn)
     finally:
         await conn.close()
+    ensure_credentials(settings)  # once, before workers and channel simulators start
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
     try:
         await KeyRingStore(pool, IdentityRepository(Vault(settings.master_key))).ensure()
@@ -108,6 +113,9 @@ class Services:
     certificates: Certificates
     presentations: Presentations
     sharing: Sharing
+    payments: PaymentService
+    payments_worker: PaymentsWorker
+    reconciler: Reconciler
     face_executor: RespawningProcessPool | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -124,6 +132,7 @@ class Services:
 
     def start_background(self) -> None:
         self.tasks.append(asyncio.create_task(self._reload_loop()))
+        self.tasks.append(asyncio.create_task(self.payments_worker.run()))
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -198,6 +207,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         base_url=settings.issuer,
         qr_ttl=settings.qr_ttl,
     )
+    payments, payments_worker, reconciler = build_payments(settings, pool, http, vault, tokens)
     return Services(
         settings=settings,
         pool=pool,
@@ -228,6 +238,9 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         certificates=certificates,
         presentations=presentations,
         sharing=Sharing(pool, ecert_repo, vault, certificates, presentations, consents),
+        payments=payments,
+        payments_worker=payments_worker,
+        reconciler=reconciler,
     )
 
 

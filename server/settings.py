@@ -63,6 +63,12 @@ class Settings:
     face_api_key: str = ""  # for "http"; default: the registry API key
     real_name_attempts_per_day: int = 5
     face_attempts_per_day: int = 10
+    # Payment channels: base URLs ("" = the embedded simulators), and the payments loop.
+    wechatpay_url: str = ""
+    alipay_url: str = ""
+    payments_time_scale: float = 1.0  # scales the webhook retry schedule (tests: 0.001)
+    payments_tick: float = 1.0  # seconds between background passes when idle
+    payments_poll_interval: float = 30.0  # seconds between channel queries of an open order
 
     @property
     def embedded_database(self) -> bool:
@@ -109,6 +115,15 @@ class Settings:
             simulators=r.get("SUPERAPP_SIMULATORS", environment == "development", _bool),
             upstream_allow_cidrs=r.get("SUPERAPP_UPSTREAM_ALLOW_CIDRS", (), _cidrs),
             shutdown_grace=r.get("SUPERAPP_SHUTDOWN_GRACE", 10.0, _float_range(0, 300)),
+            wechatpay_url=r.get("SUPERAPP_WECHATPAY_URL", "", _url(("http", "https"))),
+            alipay_url=r.get("SUPERAPP_ALIPAY_URL", "", _url(("http", "https"))),
+            payments_time_scale=r.get(
+                "SUPERAPP_PAYMENTS_TIME_SCALE", 1.0, _float_range(0.0001, 1000)
+            ),
+            payments_tick=r.get("SUPERAPP_PAYMENTS_TICK", 1.0, _float_range(0.01, 60)),
+            payments_poll_interval=r.get(
+                "SUPERAPP_PAYMENTS_POLL_INTERVAL", 30.0, _float_range(0.05, 3600)
+            ),
             otp_per_ip_per_hour=r.get(
                 "SUPERAPP_OTP_PER_IP_PER_HOUR", 100, _int_range(1, 10_000_000)
             ),

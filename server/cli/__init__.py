@@ -11,11 +11,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from server.cli import admin, clients, demo, ecert, migrate, serve, sim
+from server.cli import admin, clients, demo, ecert, migrate, payments, serve, sim
 from server.logs import setup_logging
 from server.settings import Settings, SettingsError
 
-COMMANDS = (serve, migrate, demo, admin, sim, clients, ecert)
+COMMANDS = (serve, migrate, demo, admin, sim, clients, ecert, payments)
 
 
 def parser() -> argparse.ArgumentParser:

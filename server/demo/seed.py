@@ -11,6 +11,7 @@ from server.bootstrap import Services
 from server.demo.ecert import seed_ecert
 from server.demo.identity import seed_identity
 from server.demo.oauth import seed_oauth_clients
+from server.demo.payments import seed_payments
 from server.demo.shenzhen_units import UNITS
 
 Progress = Callable[[str, int, int], None]
@@ -58,9 +59,11 @@ async def seed(svc: Services, progress: Progress | None = None) -> dict[str, Any
     registry = await seed_identity(svc, accounts)
     ecert = await seed_ecert(svc, accounts["citizen"]["sub"])
     accounts["citizen"]["certificates"] = {"resident_id": ecert.pop("resident_id")}
+    payments = await seed_payments(svc, units)
     return {
         "accounts": accounts,
-        "clients": await seed_oauth_clients(svc, units),
+        "clients": {**await seed_oauth_clients(svc, units), "merchant": payments["client"]},
+        "simulators": payments["simulators"],
         "apps": {},
         "units": {"count": len(units), "by_code": units},
         "registry": registry,

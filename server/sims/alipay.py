@@ -10,7 +10,7 @@ until the merchant answers the literal ``success``. Refunds answer synchronously
 Test-only endpoints: ``POST /sim/pay {"order_string"}`` plays the Alipay app receiving the
 signed order string; ``POST /sim/confirm {"reference": out_trade_no, "order_string"?,
 "outcome": "fail"?}`` plays the payer confirming; ``GET /sim/trades`` lists what is held.
-Run: ``python -m server.sims.alipay --port 8702 --data-dir var/sims``.
+Run: ``python -m server.sims.alipay --port 8703 --data-dir var/sims``.
 """
 
 from __future__ import annotations

@@ -31,6 +31,10 @@ SIMULATORS: dict[str, Simulator] = {
         8701,  # SUPERAPP_REGISTRY_URL's default points here
         "national population registry and face comparison provider (real-name L2, face L3)",
     ),
+    "wechatpay": Simulator(
+        "wechatpay", "server.sims.wechatpay", 8702, "WeChat Pay API v3 (payment channel)"
+    ),
+    "alipay": Simulator("alipay", "server.sims.alipay", 8703, "Alipay OpenAPI (payment channel)"),
 }
 
 

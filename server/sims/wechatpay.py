@@ -8,7 +8,7 @@ merchant answers 200/204. Orders live in memory.
 
 Test-only endpoints: ``POST /sim/confirm {"reference": prepay_id, "outcome": "fail"?}`` plays
 the payer confirming in WeChat; ``GET /sim/trades`` lists trades, refunds and callback
-attempts. Run: ``python -m server.sims.wechatpay --port 8701 --data-dir var/sims``.
+attempts. Run: ``python -m server.sims.wechatpay --port 8702 --data-dir var/sims``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,599 @@
+"""All SQL of the payments context except the ledger's (``ledger.py``) and reconciliation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import asyncpg
+
+from identity.crypto import Vault
+from identity.ids import new_id
+from payments.domain import Event, Merchant, Order, Refund
+
+_ORDER = "SELECT * FROM pay_orders WHERE id = $1"
+_ORDER_LOCKED = "SELECT * FROM pay_orders WHERE id = $1 FOR UPDATE"
+_REFUND = "SELECT * FROM pay_refunds WHERE id = $1"
+_REFUND_LOCKED = "SELECT * FROM pay_refunds WHERE id = $1 FOR UPDATE"
+
+
+def _order(r: asyncpg.Record) -> Order:
+    return Order(
+        id=r["id"],
+        merchant_id=r["merchant_id"],
+        out_trade_no=r["out_trade_no"],
+        amount_fen=r["amount_fen"],
+        currency=r["currency"],
+        subject=r["subject"],
+        notify_url=r["notify_url"],
+        payer_sub=r["payer_sub"],
+        status=r["status"],
+        channel=r["channel"],
+        channel_reference=r["channel_reference"],
+        transaction_id=r["transaction_id"],
+        refunded_fen=r["refunded_fen"],
+        refunding_fen=r["refunding_fen"],
+        expires_at=r["expires_at"],
+        paid_at=r["paid_at"],
+        closed_at=r["closed_at"],
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+    )
+
+
+def _refund(r: asyncpg.Record) -> Refund:
+    return Refund(
+        id=r["id"],
+        order_id=r["order_id"],
+        merchant_id=r["merchant_id"],
+        out_refund_no=r["out_refund_no"],
+        amount_fen=r["amount_fen"],
+        reason=r["reason"],
+        kind=r["kind"],
+        channel=r["channel"],
+        transaction_id=r["transaction_id"],
+        status=r["status"],
+        channel_refund_id=r["channel_refund_id"],
+        created_at=r["created_at"],
+        succeeded_at=r["succeeded_at"],
+        failed_reason=r["failed_reason"],
+    )
+
+
+def _event(r: asyncpg.Record) -> Event:
+    payload = r["payload"]
+    return Event(
+        id=r["id"],
+        merchant_id=r["merchant_id"],
+        type=r["type"],
+        order_id=r["order_id"],
+        url=r["url"],
+        payload=json.loads(payload) if isinstance(payload, str) else payload,
+        status=r["status"],
+        attempts=r["attempts"],
+        next_attempt_at=r["next_attempt_at"],
+        last_status=r["last_status"],
+        last_error=r["last_error"],
+        created_at=r["created_at"],
+        delivered_at=r["delivered_at"],
+    )
+
+
+class PaymentsRepository:
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+
+    # merchants ---------------------------------------------------------------------------
+
+    def _merchant(self, r: asyncpg.Record) -> Merchant:
+        no = r["settlement_account_no"]
+        return Merchant(
+            client_id=r["client_id"],
+            unit_id=r["unit_id"],
+            name=r["name"],
+            webhook_url=r["webhook_url"],
+            webhook_secret=self.vault.decrypt(bytes(r["webhook_secret"]), context="webhook"),
+            settlement_account_name=r["settlement_account_name"],
+            settlement_bank=r["settlement_bank"],
+            settlement_account_no=self.vault.decrypt(bytes(no), context="settlement")
+            if no
+            else None,
+            created_at=r["created_at"],
+        )
+
+    async def get_merchant(self, conn: asyncpg.Connection, client_id: str) -> Merchant | None:
+        row = await conn.fetchrow("SELECT * FROM pay_merchants WHERE client_id = $1", client_id)
+        return self._merchant(row) if row else None
+
+    async def ensure_merchant(
+        self, conn: asyncpg.Connection, client_id: str, unit_id: str, name: str, secret: str
+    ) -> Merchant:
+        await conn.execute(
+            """INSERT INTO pay_merchants (client_id, unit_id, name, webhook_secret)
+               VALUES ($1, $2, $3, $4) ON CONFLICT (client_id) DO NOTHING""",
+            client_id,
+            unit_id,
+            name,
+            self.vault.encrypt(secret, context="webhook"),
+        )
+        merchant = await self.get_merchant(conn, client_id)
+        assert merchant is not None
+        return merchant
+
+    async def update_merchant(
+        self, conn: asyncpg.Connection, client_id: str, fields: dict[str, str | None]
+    ) -> Merchant:
+        values: dict[str, Any] = dict(fields)
+        if values.get("settlement_account_no"):
+            values["settlement_account_no"] = self.vault.encrypt(
+                str(values["settlement_account_no"]), context="settlement"
+            )
+        if values.get("webhook_secret"):
+            values["webhook_secret"] = self.vault.encrypt(
+                str(values["webhook_secret"]), context="webhook"
+            )
+        allowed = (
+            "name",
+            "webhook_url",
+            "webhook_secret",
+            "settlement_account_name",
+            "settlement_bank",
+            "settlement_account_no",
+        )
+        cols = [c for c in allowed if c in values]
+        if cols:
+            sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
+            await conn.execute(
+                f"UPDATE pay_merchants SET {sets}, updated_at = now() WHERE client_id = $1",  # noqa: S608 - fixed column names
+                client_id,
+                *[values[c] for c in cols],
+            )
+        merchant = await self.get_merchant(conn, client_id)
+        assert merchant is not None
+        return merchant
+
+    # idempotency keys ----------------------------------------------------------------------
+
+    async def try_lock_key(self, conn: asyncpg.Connection, merchant_id: str, key: str) -> bool:
+        return bool(
+            await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7))",
+                f"{merchant_id} {key}",
+            )
+        )
+
+    async def get_key(
+        self, conn: asyncpg.Connection, merchant_id: str, key: str
+    ) -> asyncpg.Record | None:
+        return await conn.fetchrow(
+            "SELECT * FROM pay_idempotency_keys WHERE merchant_id = $1 AND key = $2",
+            merchant_id,
+            key,
+        )
+
+    async def save_key(
+        self,
+        conn: asyncpg.Connection,
+        merchant_id: str,
+        key: str,
+        request_hash: bytes,
+        status: int,
+        response: dict[str, Any],
+    ) -> None:
+        await conn.execute(
+            """INSERT INTO pay_idempotency_keys (merchant_id, key, request_hash, status, response)
+               VALUES ($1, $2, $3, $4, $5)""",
+            merchant_id,
+            key,
+            request_hash,
+            status,
+            json.dumps(response),
+        )
+
+    async def purge_keys(self, conn: asyncpg.Connection, older_than: dt.timedelta) -> int:
+        status = await conn.execute(
+            "DELETE FROM pay_idempotency_keys WHERE created_at < now() - $1::interval", older_than
+        )
+        return int(status.split()[-1])
+
+    # orders --------------------------------------------------------------------------------
+
+    async def insert_order(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        merchant_id: str,
+        out_trade_no: str,
+        amount_fen: int,
+        subject: str,
+        notify_url: str | None,
+        payer_sub: str | None,
+        expires_at: dt.datetime,
+    ) -> Order | None:
+        row = await conn.fetchrow(
+            """INSERT INTO pay_orders (id, merchant_id, out_trade_no, amount_fen, subject,
+                   notify_url, payer_sub, status, expires_at, next_check_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, $8)
+               ON CONFLICT (merchant_id, out_trade_no) DO NOTHING RETURNING *""",
+            new_id("ord"),
+            merchant_id,
+            out_trade_no,
+            amount_fen,
+            subject,
+            notify_url,
+            payer_sub,
+            expires_at,
+        )
+        return _order(row) if row else None
+
+    async def get_order(
+        self, conn: asyncpg.Connection, order_id: str, *, for_update: bool = False
+    ) -> Order | None:
+        sql = _ORDER_LOCKED if for_update else _ORDER
+        row = await conn.fetchrow(sql, order_id)
+        return _order(row) if row else None
+
+    async def get_order_by_out_trade_no(
+        self, conn: asyncpg.Connection, merchant_id: str, out_trade_no: str
+    ) -> Order | None:
+        row = await conn.fetchrow(
+            "SELECT * FROM pay_orders WHERE merchant_id = $1 AND out_trade_no = $2",
+            merchant_id,
+            out_trade_no,
+        )
+        return _order(row) if row else None
+
+    async def list_orders(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        merchant_id: str | None = None,
+        payer_sub: str | None = None,
+        status: str | None = None,
+        before: dt.datetime | None = None,
+        limit: int = 50,
+    ) -> list[Order]:
+        rows = await conn.fetch(
+            """SELECT * FROM pay_orders
+                WHERE ($1::text IS NULL OR merchant_id = $1)
+                  AND ($2::text IS NULL OR payer_sub = $2)
+                  AND ($3::text IS NULL OR status = $3)
+                  AND ($4::timestamptz IS NULL OR created_at < $4)
+                ORDER BY created_at DESC LIMIT $5""",
+            merchant_id,
+            payer_sub,
+            status,
+            before,
+            limit,
+        )
+        return [_order(r) for r in rows]
+
+    async def update_order(self, conn: asyncpg.Connection, order_id: str, **fields: Any) -> Order:
+        cols = list(fields)
+        sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
+        row = await conn.fetchrow(
+            f"UPDATE pay_orders SET {sets}, updated_at = now() WHERE id = $1 RETURNING *",  # noqa: S608 - column names from code
+            order_id,
+            *[fields[c] for c in cols],
+        )
+        return _order(row)
+
+    async def claim_orders_to_check(
+        self, conn: asyncpg.Connection, lease: dt.timedelta, limit: int
+    ) -> list[Order]:
+        """Open orders due for a channel query or expiry; leased so N workers share them."""
+        rows = await conn.fetch(
+            """UPDATE pay_orders SET next_check_at = now() + $1::interval
+                WHERE id IN (SELECT id FROM pay_orders
+                              WHERE status IN ('created', 'paying') AND next_check_at <= now()
+                              ORDER BY next_check_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+            RETURNING *""",
+            lease,
+            limit,
+        )
+        return [_order(r) for r in rows]
+
+    # refunds -------------------------------------------------------------------------------
+
+    async def insert_refund(self, conn: asyncpg.Connection, **f: Any) -> Refund:
+        row = await conn.fetchrow(
+            """INSERT INTO pay_refunds (id, order_id, merchant_id, out_refund_no, amount_fen,
+                   reason, kind, channel, transaction_id, status, next_check_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'processing', now() + interval '2 s')
+               RETURNING *""",
+            new_id("rfd"),
+            f["order_id"],
+            f["merchant_id"],
+            f["out_refund_no"],
+            f["amount_fen"],
+            f["reason"],
+            f["kind"],
+            f["channel"],
+            f["transaction_id"],
+        )
+        return _refund(row)
+
+    async def get_refund(
+        self, conn: asyncpg.Connection, refund_id: str, *, for_update: bool = False
+    ) -> Refund | None:
+        sql = _REFUND_LOCKED if for_update else _REFUND
+        row = await conn.fetchrow(sql, refund_id)
+        return _refund(row) if row else None
+
+    async def get_refund_by_no(
+        self, conn: asyncpg.Connection, merchant_id: str, out_refund_no: str
+    ) -> Refund | None:
+        row = await conn.fetchrow(
+            "SELECT * FROM pay_refunds WHERE merchant_id = $1 AND out_refund_no = $2",
+            merchant_id,
+            out_refund_no,
+        )
+        return _refund(row) if row else None
+
+    async def refunds_of(self, conn: asyncpg.Connection, order_ids: list[str]) -> list[Refund]:
+        rows = await conn.fetch(
+            "SELECT * FROM pay_refunds WHERE order_id = ANY($1::text[]) ORDER BY created_at",
+            order_ids,
+        )
+        return [_refund(r) for r in rows]
+
+    async def update_refund(
+        self, conn: asyncpg.Connection, refund_id: str, **fields: Any
+    ) -> Refund:
+        cols = list(fields)
+        sets = ", ".join(f"{c} = ${i + 2}" for i, c in enumerate(cols))
+        row = await conn.fetchrow(
+            f"UPDATE pay_refunds SET {sets} WHERE id = $1 RETURNING *",  # noqa: S608 - column names from code
+            refund_id,
+            *[fields[c] for c in cols],
+        )
+        return _refund(row)
+
+    async def claim_refunds_to_check(
+        self, conn: asyncpg.Connection, lease: dt.timedelta, limit: int
+    ) -> list[Refund]:
+        rows = await conn.fetch(
+            """UPDATE pay_refunds SET next_check_at = now() + $1::interval
+                WHERE id IN (SELECT id FROM pay_refunds
+                              WHERE status = 'processing' AND next_check_at <= now()
+                              ORDER BY next_check_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+            RETURNING *""",
+            lease,
+            limit,
+        )
+        return [_refund(r) for r in rows]
+
+    # notifications and anomalies -------------------------------------------------------------
+
+    async def record_notification(
+        self,
+        conn: asyncpg.Connection,
+        channel: str,
+        notification_id: str,
+        kind: str,
+        order_id: str | None,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record a notification; False if this one was seen before."""
+        done = await conn.fetchval(
+            """INSERT INTO pay_notifications (channel, notification_id, kind, order_id, outcome,
+                   detail) VALUES ($1, $2, $3, $4, $5, $6)
+               ON CONFLICT (channel, notification_id) DO NOTHING RETURNING 1""",
+            channel,
+            notification_id,
+            kind,
+            order_id,
+            outcome,
+            json.dumps(detail or {}),
+        )
+        return bool(done)
+
+    async def set_notification_outcome(
+        self, conn: asyncpg.Connection, channel: str, notification_id: str, outcome: str
+    ) -> None:
+        await conn.execute(
+            "UPDATE pay_notifications SET outcome = $3 WHERE channel = $1 AND notification_id = $2",
+            channel,
+            notification_id,
+            outcome,
+        )
+
+    async def flag(
+        self,
+        conn: asyncpg.Connection,
+        kind: str,
+        channel: str,
+        order_id: str | None,
+        transaction_id: str | None,
+        expected: int | None,
+        actual: int | None,
+        action: str,
+    ) -> bool:
+        done = await conn.fetchval(
+            """INSERT INTO pay_anomalies (id, kind, channel, order_id, transaction_id,
+                   expected_fen, actual_fen, action) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+               ON CONFLICT (kind, channel, transaction_id) DO NOTHING RETURNING 1""",
+            new_id("anm"),
+            kind,
+            channel,
+            order_id,
+            transaction_id,
+            expected,
+            actual,
+            action,
+        )
+        return bool(done)
+
+    async def anomalies(self, conn: asyncpg.Connection, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await conn.fetch(
+            "SELECT * FROM pay_anomalies ORDER BY created_at DESC LIMIT $1", limit
+        )
+        return [dict(r) for r in rows]
+
+    # merchant events (outbox) ----------------------------------------------------------------
+
+    async def insert_event(
+        self,
+        conn: asyncpg.Connection,
+        merchant_id: str,
+        type_: str,
+        order_id: str | None,
+        url: str,
+        payload: dict[str, Any],
+        event_id: str,
+    ) -> None:
+        await conn.execute(
+            """INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
+               VALUES ($1, $2, $3, $4, $5, $6)""",
+            event_id,
+            merchant_id,
+            type_,
+            order_id,
+            url,
+            json.dumps(payload, ensure_ascii=False),
+        )
+
+    async def claim_events(
+        self, conn: asyncpg.Connection, lease: dt.timedelta, limit: int
+    ) -> list[Event]:
+        rows = await conn.fetch(
+            """UPDATE pay_events SET next_attempt_at = now() + $1::interval,
+                      attempts = attempts + 1
+                WHERE id IN (SELECT id FROM pay_events
+                              WHERE status = 'pending' AND next_attempt_at <= now()
+                              ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+            RETURNING *""",
+            lease,
+            limit,
+        )
+        return [_event(r) for r in rows]
+
+    async def event_delivered(self, conn: asyncpg.Connection, event_id: str, status: int) -> None:
+        await conn.execute(
+            """UPDATE pay_events SET status = 'delivered', delivered_at = now(),
+                   last_status = $2, last_error = NULL WHERE id = $1""",
+            event_id,
+            status,
+        )
+
+    async def event_failed(
+        self,
+        conn: asyncpg.Connection,
+        event_id: str,
+        status: int | None,
+        error: str,
+        retry_at: dt.datetime | None,
+    ) -> None:
+        await conn.execute(
+            """UPDATE pay_events SET last_status = $2, last_error = $3,
+                   status = CASE WHEN $4::timestamptz IS NULL THEN 'dead' ELSE 'pending' END,
+                   next_attempt_at = COALESCE($4, next_attempt_at)
+             WHERE id = $1 AND status = 'pending'""",
+            event_id,
+            status,
+            error[:500],
+            retry_at,
+        )
+
+    async def get_event(self, conn: asyncpg.Connection, event_id: str) -> Event | None:
+        row = await conn.fetchrow("SELECT * FROM pay_events WHERE id = $1", event_id)
+        return _event(row) if row else None
+
+    async def list_events(
+        self, conn: asyncpg.Connection, merchant_id: str, status: str | None, limit: int
+    ) -> list[Event]:
+        rows = await conn.fetch(
+            """SELECT * FROM pay_events WHERE merchant_id = $1
+                 AND ($2::text IS NULL OR status = $2) ORDER BY created_at DESC LIMIT $3""",
+            merchant_id,
+            status,
+            limit,
+        )
+        return [_event(r) for r in rows]
+
+    async def redeliver_event(self, conn: asyncpg.Connection, event_id: str) -> Event:
+        row = await conn.fetchrow(
+            """UPDATE pay_events SET status = 'pending', attempts = 0, next_attempt_at = now(),
+                   delivered_at = NULL WHERE id = $1 RETURNING *""",
+            event_id,
+        )
+        return _event(row)
+
+    # reconciliation ----------------------------------------------------------------------------
+
+    async def ledger_items(
+        self, conn: asyncpg.Connection, channel: str, start: dt.datetime, end: dt.datetime
+    ) -> list[tuple[str, str, int, str | None]]:
+        """Money that moved through a channel in [start, end): payments, strays, refunds."""
+        rows = await conn.fetch(
+            """SELECT kind, external_id, amount_fen, order_id FROM ledger_transactions
+                WHERE channel = $1 AND kind IN ('payment', 'stray', 'refund')
+                  AND occurred_at >= $2 AND occurred_at < $3""",
+            channel,
+            start,
+            end,
+        )
+        return [(r["kind"], r["external_id"], r["amount_fen"], r["order_id"]) for r in rows]
+
+    async def save_reconciliation(
+        self, conn: asyncpg.Connection, run: dict[str, Any], differences: list[dict[str, Any]]
+    ) -> None:
+        await conn.execute(
+            """INSERT INTO pay_reconciliations (id, bill_date, channel, matched, differences,
+                   unexplained, bill_total_fen, ledger_total_fen, created_by)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+            run["id"],
+            run["bill_date"],
+            run["channel"],
+            run["matched"],
+            run["differences"],
+            run["unexplained"],
+            run["bill_total_fen"],
+            run["ledger_total_fen"],
+            run["created_by"],
+        )
+        await conn.executemany(
+            """INSERT INTO pay_reconciliation_differences (reconciliation_id, kind, item,
+                   order_id, reference, ledger_fen, bill_fen, explained, action)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+            [
+                (
+                    run["id"],
+                    d["kind"],
+                    d["item"],
+                    d["order_id"],
+                    d["reference"],
+                    d["ledger_fen"],
+                    d["bill_fen"],
+                    d["explained"],
+                    d["action"],
+                )
+                for d in differences
+            ],
+        )
+
+    async def reconciliations(
+        self, conn: asyncpg.Connection, day: dt.date | None, limit: int
+    ) -> list[dict[str, Any]]:
+        rows = await conn.fetch(
+            """SELECT * FROM pay_reconciliations WHERE ($1::date IS NULL OR bill_date = $1)
+                ORDER BY created_at DESC LIMIT $2""",
+            day,
+            limit,
+        )
+        out = []
+        for r in rows:
+            diffs = await conn.fetch(
+                """SELECT kind, item, order_id, reference, ledger_fen, bill_fen, explained,
+                          action FROM pay_reconciliation_differences
+                    WHERE reconciliation_id = $1 ORDER BY id""",
+                r["id"],
+            )
+            item = dict(r)
+            item["bill_date"] = r["bill_date"].isoformat()
+            item["created_at"] = r["created_at"].isoformat()
+            item["differences"] = [dict(d) for d in diffs]
+            out.append(item)
+        return out

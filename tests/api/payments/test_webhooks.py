@@ -1,0 +1,53 @@
+"""Merchant notifications: retried on WeChat's (scaled) schedule, dead-lettered, redelivered
+on request with the same event id."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.payments_support import (
+    Receiver,
+    Sims,
+    create_order,
+    eventually,
+    new_merchant,
+    pay_and_confirm,
+)
+from tests.support import Api, random_phone
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(90)
+async def test_failing_endpoint_dead_letters_then_redelivers(
+    api: Api, sims: Sims, receiver: Receiver
+) -> None:
+    receiver.status = 500
+    m = await new_merchant(api)
+    order = await create_order(api, m, 300, notify_url=receiver.url)
+    citizen = (await api.sign_in(random_phone()))["access_token"]
+    await pay_and_confirm(api, sims, citizen, order["id"], "wechatpay")
+
+    async def dead() -> list | None:
+        resp = await api.get("/api/v1/payments/events", params={"status": "dead"}, token=m.token)
+        return [e for e in resp.json()["events"] if e["order_id"] == order["id"]] or None
+
+    [event] = await eventually(dead, timeout=60)
+    assert event["attempts"] == 16 and event["last_status"] == 500  # 1 + 15 retries
+    tries = receiver.events(order["id"], "payment.succeeded")
+    assert len(tries) == 16 and {h.headers["Superapp-Event-Id"] for h in tries} == {event["id"]}
+
+    receiver.status = 200
+    other = await new_merchant(api)
+    denied = await api.post(f"/api/v1/payments/events/{event['id']}/redeliver", token=other.token)
+    assert denied.status_code == 404
+    resp = await api.post(f"/api/v1/payments/events/{event['id']}/redeliver", token=m.token)
+    assert resp.status_code == 202
+
+    async def delivered() -> list | None:
+        resp = await api.get(
+            "/api/v1/payments/events", params={"status": "delivered"}, token=m.token
+        )
+        return [e for e in resp.json()["events"] if e["id"] == event["id"]] or None
+
+    await eventually(delivered)
+    assert len(receiver.events(order["id"], "payment.succeeded")) == 17

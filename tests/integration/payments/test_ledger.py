@@ -1,0 +1,80 @@
+"""The ledger's invariants are enforced by PostgreSQL itself, not only by our code."""
+
+from __future__ import annotations
+
+import secrets
+
+import asyncpg
+import pytest
+
+from payments.ledger import Ledger, Posting, transfer
+from server.bootstrap import Services
+
+
+@pytest.mark.asyncio
+async def test_an_unbalanced_transaction_cannot_commit(services: Services) -> None:
+    ledger = Ledger()
+    key = "test:" + secrets.token_hex(6)
+    with pytest.raises(asyncpg.CheckViolationError):
+        async with services.pool.acquire() as conn, conn.transaction():
+            await ledger.post(
+                conn,
+                key,
+                "test",
+                [Posting("channel_clearing:wechatpay", 100), Posting("merchant_payable:x", -99)],
+            )
+    async with services.pool.acquire() as conn:
+        assert not await ledger.posted(conn, key)
+
+
+@pytest.mark.asyncio
+async def test_raw_sql_cannot_unbalance_or_rewrite_history(services: Services) -> None:
+    ledger = Ledger()
+    key = "test:" + secrets.token_hex(6)
+    async with services.pool.acquire() as conn:
+        async with conn.transaction():
+            assert await ledger.post(
+                conn, key, "test", transfer("channel_clearing:alipay", "merchant_payable:y", 50)
+            )
+        tx = await conn.fetchval(
+            "SELECT id FROM ledger_transactions WHERE idempotency_key = $1", key
+        )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                "INSERT INTO ledger_entries (transaction_id, account_code, amount_fen) "
+                "VALUES ($1, 'merchant_payable:y', 1)",
+                tx,
+            )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(
+                "UPDATE ledger_entries SET amount_fen = 60 WHERE transaction_id = $1", tx
+            )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("DELETE FROM ledger_entries WHERE transaction_id = $1", tx)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("DELETE FROM ledger_transactions WHERE id = $1", tx)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("TRUNCATE ledger_entries")
+
+
+@pytest.mark.asyncio
+async def test_posting_is_idempotent_and_the_trial_balance_holds(services: Services) -> None:
+    ledger = Ledger()
+    key = "test:" + secrets.token_hex(6)
+    async with services.pool.acquire() as conn:
+        async with conn.transaction():
+            assert await ledger.post(
+                conn, key, "test", transfer("pending_clearing", "pending_payable:z", 7)
+            )
+        async with conn.transaction():
+            assert not await ledger.post(
+                conn, key, "test", transfer("pending_clearing", "pending_payable:z", 7)
+            )
+        count = await conn.fetchval(
+            "SELECT count(*) FROM ledger_entries e JOIN ledger_transactions t "
+            "ON t.id = e.transaction_id WHERE t.idempotency_key = $1",
+            key,
+        )
+        assert count == 2
+        tb = await ledger.trial_balance(conn)
+    assert tb.balanced and tb.total_debits_fen == tb.total_credits_fen
