@@ -148,10 +148,25 @@ class Services:
         await self.pool.close()
 
 
+async def _rollback_only(conn: asyncpg.Connection) -> None:
+    """Pool reset: end a leaked transaction, nothing more.
+
+    asyncpg's default reset (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) is a
+    round trip on every release; pooled connections here never take session
+    state (advisory locks are transaction-scoped, settings are SET LOCAL,
+    nothing LISTENs on a pooled connection), so it would only cost time."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def build(settings: Settings, *, pool_size: int = 10) -> Services:
     assert settings.database_url and settings.redis_url and settings.master_key
     pool = await asyncpg.create_pool(
-        settings.database_url, min_size=1, max_size=pool_size, command_timeout=30
+        settings.database_url,
+        min_size=1,
+        max_size=pool_size,
+        command_timeout=30,
+        reset=_rollback_only,
     )
     redis = aioredis.Redis.from_url(
         settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, max_connections=200
