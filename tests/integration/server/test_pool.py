@@ -9,6 +9,7 @@ from server.bootstrap import Services
 pytestmark = pytest.mark.asyncio
 
 
+@pytest.mark.expect_error_logs  # asyncpg logs the leaked transaction it resets
 async def test_released_connection_in_a_transaction_is_rolled_back(services: Services) -> None:
     pool = services.pool
     async with pool.acquire() as conn:
