@@ -31,6 +31,7 @@ from tests.payments_support import BEIJING, ROOT
 
 N_ORDERS = 40
 KILLS = 3
+PACE = 0.15  # seconds between the starts of two payments
 RETRIES: list[str] = []  # requests that hit a dead server and were sent again
 
 
@@ -174,6 +175,9 @@ async def _burst(w: World, merchant: str, citizen: str) -> list[str]:
     async with httpx.AsyncClient(base_url=w.url, timeout=10) as c, httpx.AsyncClient() as sim:
 
         async def one(i: int) -> None:
+            # Paced over several seconds so the kills always land inside the burst,
+            # however fast this machine serves it.
+            await asyncio.sleep(i * PACE)
             body = {"out_trade_no": f"crash-{i}", "amount_fen": 100 + i, "subject": "Fine"}
             created = await _retry(
                 lambda: c.post(
@@ -201,11 +205,12 @@ async def _burst(w: World, merchant: str, citizen: str) -> list[str]:
             assert r.status_code == 200, r.text
 
         async def killer() -> None:
+            await asyncio.sleep(1.0)
             for _ in range(KILLS):
-                await asyncio.sleep(1.5)
                 await asyncio.to_thread(w.kill_server)
                 await asyncio.sleep(0.5)
                 await asyncio.to_thread(w.start_server)
+                await asyncio.sleep(1.0)
 
         tasks = [one(i) for i in range(N_ORDERS)]
         await asyncio.gather(killer(), *tasks)
