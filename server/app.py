@@ -7,7 +7,7 @@ from typing import Any
 
 import tornado.web
 
-from server.api import identity, oauth, ops
+from server.api import gateway, identity, miniapps, oauth, ops
 from server.bootstrap import Services
 from server.http import NotFoundHandler, Route
 from server.openapi import build_spec
@@ -18,6 +18,8 @@ ROUTES: list[Route] = [
     *ops.ROUTES,
     *identity.ROUTES,
     *oauth.ROUTES,
+    *miniapps.ROUTES,
+    *gateway.ROUTES,
 ]
 
 

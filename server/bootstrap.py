@@ -28,6 +28,15 @@ from identity.repository import IdentityRepository
 from identity.service import SignInService
 from identity.signing import RELOAD_INTERVAL, KeyRingStore
 from identity.tokens import TokenService
+from miniapps.catalog import Catalog
+from miniapps.gateway import GatewayCore
+from miniapps.ratelimit import RateLimiter
+from miniapps.ratings import Ratings
+from miniapps.repository import MiniAppRepository
+from miniapps.routes import RouteTable
+from miniapps.service import MiniAppService
+from miniapps.ssrf import UpstreamPolicy
+from miniapps.usage import UsageRecorder
 from server.embedded import Embedded, master_key_file, start_embedded
 from server.metrics import Metrics
 from server.migrate import apply_migrations
@@ -91,6 +100,13 @@ class Services:
     orgs: Organisations
     clients: ClientRegistry
     consents: Consents
+    miniapps: MiniAppService
+    routes: RouteTable
+    gateway: GatewayCore
+    usage: UsageRecorder
+    catalog: Catalog
+    ratings: Ratings
+    upstream_http: httpx.AsyncClient
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def reload_keys(self) -> None:
@@ -106,6 +122,8 @@ class Services:
 
     def start_background(self) -> None:
         self.tasks.append(asyncio.create_task(self._reload_loop()))
+        self.routes.start()
+        self.usage.start()
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -113,6 +131,9 @@ class Services:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.routes.stop()
+        await self.usage.stop()
+        await self.upstream_http.aclose()
         await self.http.aclose()
         await self.redis.aclose()
         await self.pool.close()
@@ -144,6 +165,13 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         otp_per_ip_per_hour=settings.otp_per_ip_per_hour,
         token_per_ip_per_minute=settings.token_per_ip_per_minute,
     )
+    orgs = Organisations(pool, repo)
+    clients = ClientRegistry(pool, tokens)
+    consents = Consents(pool)
+    mrepo = MiniAppRepository()
+    policy = UpstreamPolicy.from_strings(settings.upstream_allow_cidrs)
+    routes = RouteTable(pool, redis, mrepo, policy)
+    usage = UsageRecorder(pool, mrepo)
     return Services(
         settings=settings,
         pool=pool,
@@ -155,7 +183,22 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         tokens=tokens,
         identity_repo=repo,
         signin=signin,
-        orgs=Organisations(pool, repo),
-        clients=ClientRegistry(pool, tokens),
-        consents=Consents(pool),
+        orgs=orgs,
+        clients=clients,
+        consents=consents,
+        miniapps=MiniAppService(pool, mrepo, orgs, clients, policy, on_change=routes.changed),
+        routes=routes,
+        gateway=GatewayCore(routes, RateLimiter(redis), vault, consents, pool, mrepo),
+        usage=usage,
+        catalog=Catalog(pool),
+        ratings=Ratings(pool, mrepo, orgs, usage),
+        # The gateway's pooled keep-alive client; no proxy from the environment, since
+        # it connects to the SSRF-checked address; redirects are passed on, not followed.
+        upstream_http=httpx.AsyncClient(
+            limits=httpx.Limits(
+                max_connections=512, max_keepalive_connections=256, keepalive_expiry=30
+            ),
+            follow_redirects=False,
+            trust_env=False,
+        ),
     )

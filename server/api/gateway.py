@@ -1,0 +1,154 @@
+"""``ANY /m/{app_id}/{path}``: the reverse proxy from the citizen's app to a mini-app.
+
+After ``GatewayCore.admit`` (route, token, gray version, assurance, consent,
+rate limits, breaker) the request goes to the upstream's SSRF-checked address
+over a pooled keep-alive client (httpx), with client-sent ``X-Superapp-*``
+and ``Authorization`` headers removed and a fresh identity assertion
+(``X-Superapp-Identity``, a JWT the upstream verifies with our JWKS) added.
+The response streams back with a size cap; redirects are passed on, never
+followed. Upstream failures become 502/503/504 problems and count against
+the upstream's circuit breaker.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from miniapps.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
+from miniapps.gateway import Admission
+from server.http import BaseHandler, route
+from server.openapi import op
+
+IDENTITY_HEADER = "X-Superapp-Identity"
+ASSERTION_TYP = "superapp-identity+jwt"
+ASSERTION_TTL = 60
+MAX_REQUEST_BODY = 8 * 1024 * 1024
+MAX_RESPONSE_BODY = 32 * 1024 * 1024
+# RFC 9110 section 7.6.1 hop-by-hop fields, plus what the gateway sets itself.
+_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE",
+        "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Authorization",
+        "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip", "Forwarded",
+    )
+)  # fmt: skip
+_RESPONSE_DROP = frozenset(("connection", "keep-alive", "transfer-encoding", "trailer", "upgrade",
+                            "proxy-authenticate", "server", "date"))  # fmt: skip
+
+
+def _proxy_op(method: str) -> dict[str, Any]:
+    return op(
+        f"Proxy a {method} to the mini-app's upstream with an identity assertion",
+        tag="gateway",
+        auth="user",
+        errors=(401, 403, 404, 429, 502, 503, 504),
+        content_type="*/*",
+    )
+
+
+class GatewayHandler(BaseHandler):
+    max_body = MAX_REQUEST_BODY
+    openapi = {m: _proxy_op(m.upper()) for m in ("get", "post", "put", "patch", "delete")}
+
+    async def get(self, app_id: str, path: str) -> None:
+        who = self.require_user()
+        adm = await self.svc.gateway.admit(app_id, who, self.request_id)
+        status: int | None = None
+        started = time.perf_counter()
+        try:
+            status = await self._forward(adm, path)
+        finally:
+            adm.breaker.record(status)
+            self.svc.usage.record(app_id, status or 502, time.perf_counter() - started)
+            self.svc.usage.use(app_id, who.sub, who.sid)
+
+    post = put = patch = delete = options = get
+
+    def _upstream_headers(self, adm: Admission) -> dict[str, str]:
+        up = adm.version.upstream
+        assert up is not None
+        out: dict[str, str] = {}
+        for name, value in self.request.headers.get_all():
+            low = name.lower()
+            if low in _HOP or low.startswith("x-superapp-"):
+                continue  # never let the client speak for the platform
+            out[name] = f"{out[name]}, {value}" if name in out else value
+        default_port = 443 if up.scheme == "https" else 80
+        out["Host"] = up.host if up.port == default_port else f"{up.host}:{up.port}"
+        out["X-Forwarded-For"] = self.client_ip
+        out["X-Forwarded-Proto"] = self.request.protocol
+        out["X-Request-Id"] = self.request_id
+        out[IDENTITY_HEADER] = self.svc.tokens.sign(
+            adm.claims, typ=ASSERTION_TYP, ttl=ASSERTION_TTL
+        )
+        return out
+
+    async def _forward(self, adm: Admission, path: str) -> int:
+        """Send upstream and stream the answer back; return the upstream status."""
+        up = adm.version.upstream
+        assert up is not None
+        ip = up.addresses[0]
+        host = f"[{ip}]" if ip.version == 6 else str(ip)
+        base = up.path.rstrip("/")
+        query = f"?{self.request.query}" if self.request.query else ""
+        url = f"{up.scheme}://{host}:{up.port}{base}/{path}{query}"
+        timeout = adm.version.timeout
+        request = self.svc.upstream_http.build_request(
+            self.request.method or "GET",
+            url,
+            headers=self._upstream_headers(adm),
+            content=self.body() or None,
+            timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
+            extensions={"sni_hostname": up.host} if up.scheme == "https" else None,
+        )
+        try:
+            response = await self.svc.upstream_http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise UpstreamUnreachable(
+                    "The mini-app service did not accept a connection."
+                ) from None
+            raise UpstreamTimeout(f"No answer within {timeout:g} s.") from None
+        except httpx.HTTPError:
+            raise UpstreamUnreachable("The mini-app service could not be reached.") from None
+        try:
+            length = response.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > MAX_RESPONSE_BODY:
+                raise UpstreamResponseTooLarge(
+                    f"The body may be at most {MAX_RESPONSE_BODY} bytes."
+                )
+            self.set_status(response.status_code, response.reason_phrase or None)
+            self.clear_header("Content-Type")
+            for name, value in response.headers.multi_items():
+                if name.lower() not in _RESPONSE_DROP:
+                    self.add_header(name, value)
+            await self._stream(response)
+        finally:
+            await response.aclose()
+        return response.status_code
+
+    async def _stream(self, response: httpx.Response) -> None:
+        sent = 0
+        try:
+            async for chunk in response.aiter_raw():
+                sent += len(chunk)
+                if sent > MAX_RESPONSE_BODY:
+                    # Headers are gone: cutting the connection is the only honest signal left.
+                    self.request.connection.close()  # type: ignore[union-attr]
+                    return
+                self.write(chunk)
+                if sent > 65536:
+                    await self.flush()
+        except httpx.HTTPError:
+            if not self._headers_written:
+                raise UpstreamTimeout("The mini-app service stopped answering.") from None
+            self.request.connection.close()  # type: ignore[union-attr]
+            return
+        self.finish()
+
+
+ROUTES = [route("/m/{app_id}/{path:path}", GatewayHandler)]
