@@ -161,10 +161,9 @@ class Ratings:
         if row is None:
             raise FollowUpNotFound()
         await self.orgs.require(who, ("unit-admin", "developer"), row["unit_id"])
-        allowed, to, column = {
-            "contact": (("open",), "contacted", "contacted_at"),
-            "fix": (("open", "contacted"), "fixed", "fixed_at"),
-        }[action]
+        allowed, to = {"contact": (("open",), "contacted"), "fix": (("open", "contacted"), "fixed")}[
+            action
+        ]
         async with self.pool.acquire() as conn, conn.transaction():
             status = await conn.fetchval(
                 "SELECT status FROM miniapp_followups WHERE followup_id = $1 FOR UPDATE",
@@ -173,10 +172,11 @@ class Ratings:
             if status not in allowed:
                 raise InvalidTransition(f"The follow-up is {status}.")
             updated = await conn.fetchrow(
-                f"""UPDATE miniapp_followups SET status = $2, {column} = now(),
+                """UPDATE miniapp_followups SET status = $2,
                         contacted_at = COALESCE(contacted_at, now()),
+                        fixed_at = CASE WHEN $2 = 'fixed' THEN now() ELSE fixed_at END,
                         note = CASE WHEN $3 = '' THEN note ELSE $3 END
-                    WHERE followup_id = $1 RETURNING *""",  # noqa: S608
+                    WHERE followup_id = $1 RETURNING *""",
                 followup_id,
                 to,
                 text,

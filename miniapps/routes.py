@@ -172,8 +172,11 @@ class RouteTable:
                 asyncio.create_task(self._periodic()),
             ]
 
-    async def wait_subscribed(self, timeout: float = 10.0) -> None:
-        await asyncio.wait_for(self._subscribed.wait(), timeout)
+    async def ready(self) -> None:
+        """Wait until the table is loaded and subscribed to changes (tests, start-up)."""
+        await self.ensure_loaded()
+        async with asyncio.timeout(10):
+            await self._subscribed.wait()
 
     async def stop(self) -> None:
         for task in self._tasks:
