@@ -169,7 +169,11 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
     clients = ClientRegistry(pool, tokens)
     consents = Consents(pool)
     mrepo = MiniAppRepository()
-    policy = UpstreamPolicy.from_strings(settings.upstream_allow_cidrs)
+    allow = settings.upstream_allow_cidrs
+    if settings.environment == "development" and settings.simulators:
+        # The demo's echo upstream runs on loopback; production never allows it implicitly.
+        allow = (*allow, "127.0.0.1/32")
+    policy = UpstreamPolicy.from_strings(allow)
     routes = RouteTable(pool, redis, mrepo, policy)
     usage = UsageRecorder(pool, mrepo)
     return Services(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from server.bootstrap import Services
+from server.demo.miniapps import seed_miniapps
 from server.demo.shenzhen_units import UNITS
 
 Progress = Callable[[str, int, int], None]
@@ -52,9 +53,12 @@ async def seed(svc: Services, progress: Progress | None = None) -> dict[str, Any
         if unit_id:
             entry["unit_id"] = unit_id
         accounts[name] = entry
+    miniapps = await seed_miniapps(svc, units, progress)
+    await svc.routes.load_all()
     return {
         "accounts": accounts,
         "clients": {},
-        "apps": {},
+        "apps": {"echo": miniapps["echo"]},
+        "miniapps": {"count": miniapps["count"]},
         "units": {"count": len(units), "by_code": units},
     }

@@ -24,7 +24,11 @@ class Simulator:
     description: str
 
 
-SIMULATORS: dict[str, Simulator] = {}
+SIMULATORS: dict[str, Simulator] = {
+    "miniapp": Simulator(
+        "miniapp", "server.sims.miniapp", 9180, "echo mini-app upstream for the gateway demo"
+    ),
+}
 
 
 def available() -> dict[str, Simulator]:
