@@ -83,7 +83,8 @@ class Ratings:
             row = await conn.fetchrow(
                 """SELECT r.*, f.status AS followup_status FROM miniapp_ratings r
                    LEFT JOIN miniapp_followups f USING (rating_id)
-                   WHERE r.app_id = $1 AND r.account_id = $2 AND r.session_id = $3 FOR UPDATE OF r""",
+                   WHERE r.app_id = $1 AND r.account_id = $2 AND r.session_id = $3
+                   FOR UPDATE OF r""",
                 app_id,
                 who.sub,
                 sid,
@@ -94,7 +95,8 @@ class Ratings:
                         "This use is rated; a bad rating may be re-rated once after the fix."
                     )
                 await conn.execute(
-                    "UPDATE miniapp_ratings SET rerate_score = $2, rerated_at = now() WHERE rating_id = $1",
+                    """UPDATE miniapp_ratings SET rerate_score = $2, rerated_at = now()
+                       WHERE rating_id = $1""",
                     row["rating_id"],
                     score,
                 )
@@ -127,7 +129,8 @@ class Ratings:
                 f = await conn.fetchrow(
                     """INSERT INTO miniapp_followups (followup_id, rating_id, app_id, unit_id,
                            contact_due, fix_due) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *""",
-                    new_id("fup"), rating_id, app_id, app.unit_id, now + CONTACT_WITHIN, now + FIX_WITHIN,
+                    new_id("fup"), rating_id, app_id, app.unit_id,
+                    now + CONTACT_WITHIN, now + FIX_WITHIN,
                 )  # fmt: skip
                 followup = _followup(f)
         return {"rating_id": rating_id, "score": score, "rerated": False, "followup": followup}
@@ -161,9 +164,10 @@ class Ratings:
         if row is None:
             raise FollowUpNotFound()
         await self.orgs.require(who, ("unit-admin", "developer"), row["unit_id"])
-        allowed, to = {"contact": (("open",), "contacted"), "fix": (("open", "contacted"), "fixed")}[
-            action
-        ]
+        allowed, to = {
+            "contact": (("open",), "contacted"),
+            "fix": (("open", "contacted"), "fixed"),
+        }[action]
         async with self.pool.acquire() as conn, conn.transaction():
             status = await conn.fetchval(
                 "SELECT status FROM miniapp_followups WHERE followup_id = $1 FOR UPDATE",

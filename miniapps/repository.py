@@ -14,7 +14,7 @@ import asyncpg
 
 from miniapps.domain import App, Manifest, Version
 
-Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+Conn = asyncpg.Connection
 
 
 def _app(r: asyncpg.Record) -> App:
@@ -93,13 +93,14 @@ class MiniAppRepository:
         )
 
     async def app(self, conn: Conn, app_id: str, *, lock: bool = False) -> App | None:
-        sql = "SELECT * FROM miniapps WHERE app_id = $1" + (" FOR UPDATE" if lock else "")
+        sql = "SELECT * FROM miniapps WHERE app_id = $1" + (" FOR UPDATE" if lock else "")  # noqa: S608
         row = await conn.fetchrow(sql, app_id)
         return _app(row) if row else None
 
     async def apps_of_unit(self, conn: Conn, unit_id: str, limit: int, offset: int) -> list[App]:
         rows = await conn.fetch(
-            "SELECT * FROM miniapps WHERE unit_id = $1 ORDER BY created_at, app_id LIMIT $2 OFFSET $3",
+            """SELECT * FROM miniapps WHERE unit_id = $1
+               ORDER BY created_at, app_id LIMIT $2 OFFSET $3""",
             unit_id,
             limit,
             offset,
@@ -249,7 +250,8 @@ class MiniAppRepository:
         await conn.execute(
             """WITH new AS (
                    INSERT INTO miniapp_uses (app_id, account_id, session_id)
-                   SELECT u.a, u.b, u.c FROM unnest($1::text[], $2::text[], $3::text[]) AS u(a, b, c)
+                   SELECT u.a, u.b, u.c
+                   FROM unnest($1::text[], $2::text[], $3::text[]) AS u(a, b, c)
                    WHERE EXISTS (SELECT 1 FROM miniapps m WHERE m.app_id = u.a)
                    ON CONFLICT DO NOTHING RETURNING app_id)
                UPDATE miniapps m SET use_count = use_count + n.count

@@ -46,7 +46,9 @@ async def test_bad_rating_follow_up_fix_and_one_rerate(api: Api, unit: Unit, ech
     resp = await api.post(rate, token=who["token"], json={"score": 5})
     assert resp.status_code == 409 and resp.json()["code"] == "already-rated"
     fid = followup["followup_id"]
-    resp = await api.post(f"/api/v1/followups/{fid}/contact", token=unit.dev, json={"note": "已电话联系"})
+    resp = await api.post(
+        f"/api/v1/followups/{fid}/contact", token=unit.dev, json={"note": "已电话联系"}
+    )
     assert resp.json()["status"] == "contacted"
     resp = await api.post(f"/api/v1/followups/{fid}/fix", token=unit.admin, json={})
     assert resp.json()["status"] == "fixed"

@@ -79,7 +79,10 @@ async def test_suspended_app_stops_on_every_worker(api: Api, unit: Unit, echo_ur
 
 
 async def test_rate_limits_are_exact_under_concurrency(api: Api, unit: Unit, echo_url: str) -> None:
-    limits = {"app": {"count": 6, "period": 3600, "burst": 6}, "citizen": {"count": 4, "period": 3600, "burst": 4}}
+    limits = {
+        "app": {"count": 6, "period": 3600, "burst": 6},
+        "citizen": {"count": 4, "period": 3600, "burst": 4},
+    }
     app_id = await unit.live(echo_url, rate_limit=limits)
     a, b = await citizen(api), await citizen(api)
     first = await asyncio.gather(*(api.get(f"/m/{app_id}/x", token=a["token"]) for _ in range(10)))
@@ -114,7 +117,10 @@ async def test_gray_falls_back_to_the_previous_release_and_rolls_back(
     resp = await api.post(
         f"/api/v1/miniapps/{app_id}/versions",
         token=unit.dev,
-        json={"version": "2.0.0", "manifest": {**_manifest_of(app_id), "upstream": echo_url + "/v2"}},
+        json={
+            "version": "2.0.0",
+            "manifest": {**_manifest_of(app_id), "upstream": echo_url + "/v2"},
+        },
     )
     assert resp.status_code == 201, resp.text
     await unit.approve(app_id, "2.0.0")
@@ -124,10 +130,19 @@ async def test_gray_falls_back_to_the_previous_release_and_rolls_back(
     assert (await api.get(f"/m/{app_id}/a", token=inside["token"])).json()["path"] == "/v2/a"
     assert (await api.get(f"/m/{app_id}/a", token=outside["token"])).json()["path"] == "/v1/a"
     # Rollback to 1.0.0 serves it to everyone; an unknown version is refused.
-    resp = await api.post(f"/api/v1/miniapps/{app_id}/rollback", token=unit.dev, json={"version": "9"})
+    resp = await api.post(
+        f"/api/v1/miniapps/{app_id}/rollback", token=unit.dev, json={"version": "9"}
+    )
     assert resp.status_code == 409 and resp.json()["code"] == "rollback-not-allowed"
-    resp = await api.post(f"/api/v1/miniapps/{app_id}/rollback", token=unit.dev, json={"version": "1.0.0"})
-    assert resp.json()["release"] == {"version": "1.0.0", "percent": 100.0, "cohort": None, "previous_version": None}
+    resp = await api.post(
+        f"/api/v1/miniapps/{app_id}/rollback", token=unit.dev, json={"version": "1.0.0"}
+    )
+    assert resp.json()["release"] == {
+        "version": "1.0.0",
+        "percent": 100.0,
+        "cohort": None,
+        "previous_version": None,
+    }
     assert (await api.get(f"/m/{app_id}/a", token=inside["token"])).json()["path"] == "/v1/a"
 
 
