@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
@@ -106,7 +107,7 @@ class Services:
     usage: UsageRecorder
     catalog: Catalog
     ratings: Ratings
-    upstream_http: httpx.AsyncClient
+    upstream_http: aiohttp.ClientSession
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def reload_keys(self) -> None:
@@ -133,7 +134,7 @@ class Services:
                 await task
         await self.routes.stop()
         await self.usage.stop()
-        await self.upstream_http.aclose()
+        await self.upstream_http.close()
         await self.http.aclose()
         await self.redis.aclose()
         await self.pool.close()
@@ -198,11 +199,9 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         ratings=Ratings(pool, mrepo, orgs, usage),
         # The gateway's pooled keep-alive client; no proxy from the environment, since
         # it connects to the SSRF-checked address; redirects are passed on, not followed.
-        upstream_http=httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=512, max_keepalive_connections=256, keepalive_expiry=30
-            ),
-            follow_redirects=False,
+        upstream_http=aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30),
+            auto_decompress=False,  # bodies pass through as the upstream encoded them
             trust_env=False,
         ),
     )
