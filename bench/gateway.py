@@ -189,14 +189,19 @@ async def register_many(db_url: str, redis_url: str, master_key: str, upstream: 
                 district_code=u.district_code,
             )  # fmt: skip
             units[u.code] = unit.id
-        names = {r["id"]: r["name_zh"] for r in await svc.pool.fetch("SELECT id, name_zh FROM units")}
+        names = {
+            r["id"]: r["name_zh"] for r in await svc.pool.fetch("SELECT id, name_zh FROM units")
+        }
         catalog = generate()
         extra = [
             m.__class__(**{**{f: getattr(m, f) for f in m.__slots__},
                            "app_id": m.app_id[:-4] + "x" + f"{i:03d}", "name_zh": m.name_zh + "二"})
             for i, m in enumerate(catalog[: 10_000 - len(catalog)])
         ]  # fmt: skip
-        rows = [demo._row(m, units[m.unit_code], names[units[m.unit_code]], upstream) for m in catalog + extra]
+        rows = [
+            demo._row(m, units[m.unit_code], names[units[m.unit_code]], upstream)
+            for m in catalog + extra
+        ]
         async with svc.pool.acquire() as conn, conn.transaction():
             await demo._load(conn, rows)
         return len(rows)
@@ -250,7 +255,9 @@ def main() -> None:
     if args.serve_gateway:
         asyncio.run(serve_gateway(args))
         return
-    server_url = os.environ.get("SUPERAPP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    server_url = os.environ.get(
+        "SUPERAPP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
     redis_url = os.environ.get("SUPERAPP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
     dbname = "superapp_bench_" + secrets.token_hex(4)
     db_url = re.sub(r"/[^/]*$", "/" + dbname, server_url)
@@ -277,7 +284,9 @@ def main() -> None:
     gateway: subprocess.Popen[bytes] | None = None
     try:
         (tmp / "nginx.conf").write_text(NGINX_CONF.format(dir=tmp, up=up, proxy=proxy))
-        procs.append(subprocess.Popen(["nginx", "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"]))  # noqa: S603, S607
+        procs.append(
+            subprocess.Popen(["nginx", "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"])
+        )  # noqa: S603, S607
         procs.append(subprocess.Popen([sys.executable, "-c", BARE, str(bare)]))  # noqa: S603
         asyncio.run(admin(f'CREATE DATABASE "{dbname}"'))
         ctx = asyncio.run(setup(db_url, redis_url, key, f"http://127.0.0.1:{up}/", gw))
@@ -295,26 +304,34 @@ def main() -> None:
         }
         direct = latencies(f"http://127.0.0.1:{up}/", 2000)
         through = latencies(gw_url, 2000, auth)
+        bare_lat = latencies(f"http://127.0.0.1:{bare}/", 2000)
         print(f"\nthroughput, wrk -t1 -c32 -d{s}s (requests/s):")
         for name, rate in rates.items():
             print(f"  {name:<30} {rate:>10,.0f}")
         ratio = rates["gateway (1 worker)"] / rates["bare Tornado handler"]
         print(f"  gateway / bare Tornado        {ratio:>10.2f}   (target >= 0.4)")
-        print(f"  gateway / nginx proxy_pass    {rates['gateway (1 worker)'] / rates['nginx proxy_pass']:>10.2f}")
+        print(
+            f"  gateway / nginx proxy_pass    {rates['gateway (1 worker)'] / rates['nginx proxy_pass']:>10.2f}"
+        )
         print("\nadded latency, one sequential keep-alive client, 2,000 requests (ms):")
         for p, target in ((0.5, 1.0), (0.99, 5.0)):
             added = pct(through, p) - pct(direct, p)
             print(f"  p{int(p * 100):<3} direct {pct(direct, p):6.3f}  gateway {pct(through, p):6.3f}"
-                  f"  added {added:6.3f}  (target <= {target})")  # fmt: skip
+                  f"  added {added:6.3f}  (target <= {target})"
+                  f"  [bare Tornado {pct(bare_lat, p):6.3f}]")  # fmt: skip
         n = asyncio.run(register_many(db_url, redis_url, key, f"http://127.0.0.1:{up}/"))
         gateway.terminate(), gateway.wait()
         gateway = start_gateway()  # loads the route table with the new apps
         httpx.get(gw_url, headers=auth).raise_for_status()
         after = wrk(gw_url, s, auth)
         change = (after - rates["gateway (1 worker)"]) / rates["gateway (1 worker)"]
-        print(f"\nwith {n:,} more apps registered: gateway {after:,.0f}/s ({change:+.1%}; target within 5%)")
+        print(
+            f"\nwith {n:,} more apps registered: gateway {after:,.0f}/s ({change:+.1%}; target within 5%)"
+        )
         p50, p95 = catalog_p95(f"http://127.0.0.1:{gw}")
-        print(f"catalog search over HTTP with {n:,} apps: p50 {p50:.2f} ms, p95 {p95:.2f} ms (target p95 <= 20)")
+        print(
+            f"catalog search over HTTP with {n:,} apps: p50 {p50:.2f} ms, p95 {p95:.2f} ms (target p95 <= 20)"
+        )
     finally:
         if gateway is not None:
             procs.append(gateway)

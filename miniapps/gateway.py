@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Generic, TypeVar
@@ -41,6 +42,7 @@ V = TypeVar("V")
 
 PROFILE_TTL = 60.0
 CONSENT_TTL = 10.0
+TOKEN_TTL = 3600.0  # bounded by each token's own exp
 # Claims the access token already carries, released only with the consented scope.
 _CLAIMS_BY_SCOPE = {"phone": ("phone_masked",)}
 
@@ -92,11 +94,27 @@ class GatewayCore:
         self.pool = pool
         self.repo = repo
         self.breakers = breakers or BreakerRegistry()
+        self._tokens: TtlCache[str, Principal] = TtlCache(50_000, TOKEN_TTL)
         self._subs: TtlCache[tuple[str, str], str] = TtlCache(100_000, 1e12)
         self._profiles: TtlCache[str, tuple[str | None, date | None]] = TtlCache(
             100_000, PROFILE_TTL
         )
         self._consents: TtlCache[tuple[str, str], frozenset[str]] = TtlCache(100_000, CONSENT_TTL)
+
+    def principal(self, token: str, verify: Callable[[str], Principal]) -> Principal:
+        """``verify(token)``, remembered until the token expires.
+
+        Access tokens are verified locally (no revocation list), so a cached result
+        is exactly as good as a fresh one while ``exp`` holds; it saves the ECDSA
+        verification and JWT parsing (~0.3 ms) on every proxied request.
+        """
+        hit = self._tokens.get(token)
+        now = time.time()
+        if hit is not None and hit.claims.get("exp", 0) > now:
+            return hit
+        who = verify(token)
+        self._tokens.put(token, who)
+        return who
 
     def pairwise(self, account_id: str, unit_id: str) -> str:
         key = (account_id, unit_id)
