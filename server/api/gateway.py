@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from miniapps.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
 from identity.tokens import Principal
+from miniapps.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
 from miniapps.gateway import Admission
 from server.http import BaseHandler, route
 from server.openapi import op
@@ -132,7 +132,7 @@ class GatewayHandler(BaseHandler):
         try:
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > MAX_RESPONSE_BODY:
-                raise UpstreamResponseTooLarge(f"The body may be at most {MAX_RESPONSE_BODY} bytes.")
+                raise UpstreamResponseTooLarge(f"At most {MAX_RESPONSE_BODY} bytes.")
             self.set_status(response.status, response.reason or None)
             self.clear_header("Content-Type")
             for name, value in response.headers.items():
