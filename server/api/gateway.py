@@ -71,7 +71,7 @@ class GatewayHandler(BaseHandler):
             self.svc.usage.record(app_id, status or 502, time.perf_counter() - started)
             self.svc.usage.use(app_id, who.sub, who.sid)
 
-    post = put = patch = delete = options = get
+    post = put = patch = delete = options = head = get
 
     def _citizen(self) -> Principal:
         scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")

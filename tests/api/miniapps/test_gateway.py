@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from miniapps.routes import RouteTable
-from tests.api.miniapps.conftest import Unit, citizen
+from tests.api.miniapps.conftest import Unit, citizen, manifest
 from tests.support import Api
 
 pytestmark = pytest.mark.asyncio
@@ -49,6 +49,13 @@ async def test_post_body_and_redirects_are_passed_on(api: Api, unit: Unit, echo_
     resp = await api.post(f"/m/{app_id}/form", token=who["token"], content=b"a" * 100_000)
     assert resp.status_code == 200 and resp.json()["body_bytes"] == 100_000
     assert resp.json()["method"] == "POST"
+    resp = await api.request("HEAD", f"/m/{app_id}/x", token=who["token"])
+    assert resp.status_code == 200 and resp.content == b""
+    resp = await api.request("PUT", f"/m/{app_id}/x", token=who["token"], json={"a": 1})
+    assert (
+        resp.json()["method"] == "PUT"
+        and resp.json()["headers"]["Content-Type"] == "application/json"
+    )
 
 
 async def test_suspended_app_stops_on_every_worker(api: Api, unit: Unit, echo_url: str) -> None:
@@ -147,8 +154,6 @@ async def test_gray_falls_back_to_the_previous_release_and_rolls_back(
 
 
 def _manifest_of(app_id: str) -> dict[str, object]:
-    from tests.api.miniapps.conftest import manifest
-
     return manifest("http://127.0.0.1:1")
 
 
