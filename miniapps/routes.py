@@ -88,6 +88,7 @@ class RouteTable:
         self._tasks: list[asyncio.Task[Any]] = []
         self._load_lock = asyncio.Lock()
         self._subscribed = asyncio.Event()
+        self._versions: dict[tuple[str, str], tuple[str, Manifest, VersionRoute]] = {}
 
     def get(self, app_id: str) -> AppRoute | None:
         return self.routes.get(app_id)
@@ -124,29 +125,52 @@ class RouteTable:
             # The periodic full reload picks the change up on the other workers.
             log.warning("route change not published", extra={"app_id": app_id})
 
+    async def _version(
+        self,
+        app_id: str,
+        version: str,
+        text: str,
+        resolved: dict[str, tuple[Upstream | None, str | None]],
+    ) -> VersionRoute:
+        """Versions are immutable: parse each manifest once per worker; resolve each
+        upstream once per load (DNS may change, the manifest may not)."""
+        key = (app_id, version)
+        hit = self._versions.get(key)
+        manifest = hit[1] if hit is not None and hit[0] == text else None
+        if manifest is None:
+            manifest = Manifest.parse(json.loads(text))
+        url = manifest.upstream
+        if url not in resolved:
+            try:
+                resolved[url] = (await check_upstream(url, self.policy, "connect"), None)
+            except DomainError as exc:
+                resolved[url] = (None, exc.detail)
+        upstream, refused = resolved[url]
+        if hit is not None and manifest is hit[1] and hit[2].upstream == upstream:
+            return hit[2]
+        route = VersionRoute(
+            version=version,
+            upstream_url=url,
+            upstream=upstream,
+            refused=refused,
+            min_acr=LEVELS[manifest.min_assurance],
+            scopes=frozenset(manifest.scopes),
+            timeout=manifest.timeout_ms / 1000,
+            app_limit=to_limit(manifest.app_limit),
+            citizen_limit=to_limit(manifest.citizen_limit),
+        )
+        self._versions[key] = (text, manifest, route)
+        return route
+
     async def _build(self, rows: list[asyncpg.Record]) -> dict[str, AppRoute]:
         resolved: dict[str, tuple[Upstream | None, str | None]] = {}
         apps: dict[str, dict[str, Any]] = {}
-        for r in rows:
+        for i, r in enumerate(rows):
+            if i % 500 == 499:
+                await asyncio.sleep(0)  # a full reload of 10,000 apps must not stall requests
             entry = apps.setdefault(r["app_id"], {"row": r, "versions": {}})
-            manifest = Manifest.parse(json.loads(r["manifest"]))
-            url = manifest.upstream
-            if url not in resolved:
-                try:
-                    resolved[url] = (await check_upstream(url, self.policy, "connect"), None)
-                except DomainError as exc:
-                    resolved[url] = (None, exc.detail)
-            upstream, refused = resolved[url]
-            entry["versions"][r["version"]] = VersionRoute(
-                version=r["version"],
-                upstream_url=url,
-                upstream=upstream,
-                refused=refused,
-                min_acr=LEVELS[manifest.min_assurance],
-                scopes=frozenset(manifest.scopes),
-                timeout=manifest.timeout_ms / 1000,
-                app_limit=to_limit(manifest.app_limit),
-                citizen_limit=to_limit(manifest.citizen_limit),
+            entry["versions"][r["version"]] = await self._version(
+                r["app_id"], r["version"], r["manifest"], resolved
             )
         out: dict[str, AppRoute] = {}
         for app_id, entry in apps.items():
