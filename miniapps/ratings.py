@@ -112,11 +112,15 @@ class Ratings:
                     "followup": None,
                 }
             rating_id = new_id("rtg")
-            await conn.execute(
+            inserted = await conn.execute(
                 """INSERT INTO miniapp_ratings (rating_id, app_id, unit_id, account_id, session_id,
-                       score, comment) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                       score, comment) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (app_id, account_id, session_id) DO NOTHING""",
                 rating_id, app_id, app.unit_id, who.sub, sid, score, text,
             )  # fmt: skip
+            if not inserted.endswith(" 1"):
+                # A concurrent rating of the same use committed first.
+                raise AlreadyRated("This use is rated.")
             await conn.execute(
                 """UPDATE miniapps SET rating_sum = rating_sum + $2, rating_count = rating_count + 1
                    WHERE app_id = $1""",

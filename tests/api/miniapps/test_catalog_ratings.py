@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import pytest
@@ -63,3 +64,21 @@ async def test_bad_rating_follow_up_fix_and_one_rerate(api: Api, unit: Unit, ech
     assert mine["ratings"] == 1 and mine["bad_ratings"] == 1 and mine["bad_rate"] == 1.0
     usage = (await api.get(f"/api/v1/miniapps/{app_id}/usage", token=unit.dev)).json()
     assert usage["hours"][0]["requests"] == 1 and usage["hours"][0]["errors"] == 0
+
+
+async def test_two_concurrent_ratings_of_one_use_count_once(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    app_id = await unit.live(echo_url)
+    who = await citizen(api)
+    assert (await api.get(f"/m/{app_id}/x", token=who["token"])).status_code == 200
+    rate = f"/api/v1/miniapps/{app_id}/ratings"
+    results = await asyncio.gather(
+        *(api.post(rate, token=who["token"], json={"score": s}) for s in (1, 5, 3, 2))
+    )
+    assert sorted(r.status_code for r in results) == [201, 409, 409, 409]
+    entry = (await api.get(f"/api/v1/catalog/{app_id}")).json()
+    assert entry["rating_count"] == 1
+    followups = (await api.get(f"/api/v1/units/{unit.id}/followups", token=unit.admin)).json()
+    score = next(r.json()["score"] for r in results if r.status_code == 201)
+    assert len(followups["items"]) == (1 if score <= 2 else 0)
