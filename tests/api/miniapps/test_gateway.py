@@ -4,6 +4,7 @@ rate limits, assurance, consent, rollback."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -176,3 +177,30 @@ async def test_credentials_rotate_and_work(api: Api, unit: Unit, echo_url: str) 
     assert resp.status_code == 200, resp.text
     resp = await api.post(f"/api/v1/miniapps/{app_id}/credentials", token=unit.dev, json={})
     assert resp.status_code == 403  # only the unit admin sees a secret
+
+
+async def test_request_bodies_stream_upstream_with_a_cap(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    import hashlib
+
+    app_id = await unit.live(echo_url)
+    who = await citizen(api)
+    chunks = [bytes([i]) * 65_536 for i in range(40)]  # 2.5 MiB, sent chunked
+
+    async def body() -> AsyncIterator[bytes]:
+        for c in chunks:
+            yield c
+
+    resp = await api.post(f"/m/{app_id}/upload", token=who["token"], content=body())
+    assert resp.status_code == 200, resp.text
+    echo = resp.json()
+    assert echo["body_bytes"] == sum(map(len, chunks))
+    assert echo["body_sha256"] == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+    async def too_big() -> AsyncIterator[bytes]:
+        for _ in range(9 * 16):  # 9 MiB > the 8 MiB cap
+            yield b"x" * 65_536
+
+    resp = await api.post(f"/m/{app_id}/upload", token=who["token"], content=too_big())
+    assert resp.status_code == 413
