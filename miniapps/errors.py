@@ -63,3 +63,77 @@ class UpstreamUnreachable(DomainError):
     code = "upstream-unreachable"
     kind = "bad_gateway"
     title = "The mini-app service could not be reached"
+
+
+class MiniAppNotFound(DomainError):
+    code = "miniapp-not-found"
+    kind = "not_found"
+    title = "No such mini-app"
+
+
+class VersionNotFound(DomainError):
+    code = "version-not-found"
+    kind = "not_found"
+    title = "No such version of this mini-app"
+
+
+class VersionExists(DomainError):
+    code = "version-exists"
+    kind = "conflict"
+    title = "This version already exists"
+
+
+class InvalidTransition(DomainError):
+    """A lifecycle step that the current status does not allow (e.g. release a draft)."""
+
+    code = "invalid-transition"
+    kind = "conflict"
+    title = "Not allowed in the current status"
+
+
+class RollbackNotAllowed(DomainError):
+    code = "rollback-not-allowed"
+    kind = "conflict"
+    title = "Rollback is possible only to one of the last 5 released versions"
+
+
+class MiniAppUnavailable(DomainError):
+    """The app is suspended or offline: the gateway sends it no traffic."""
+
+    code = "miniapp-unavailable"
+    kind = "unavailable"
+    title = "This mini-app is not available now"
+
+
+class NotInRelease(DomainError):
+    """The app's first release is in gray and this citizen is outside it."""
+
+    code = "miniapp-not-released"
+    kind = "not_found"
+    title = "This mini-app is not available to you yet"
+
+
+class UpstreamResponseTooLarge(DomainError):
+    code = "upstream-response-too-large"
+    kind = "bad_gateway"
+    title = "The mini-app service answered with a body that is too large"
+
+
+class NoUseToRate(DomainError):
+    """A rating needs a use: the citizen reached the app in this session."""
+
+    code = "no-use-to-rate"
+    kind = "conflict"
+    title = "Use the mini-app before rating it"
+
+
+class AlreadyRated(DomainError):
+    code = "already-rated"
+    kind = "conflict"
+    title = "This use is already rated"
+
+
+class FollowUpNotFound(DomainError):
+    code = "followup-not-found"
+    kind = "not_found"
+    title = "No such follow-up"

@@ -7,7 +7,7 @@ from typing import Any
 
 import tornado.web
 
-from server.api import ecert, identity, oauth, ops, payments, verification
+from server.api import ecert, gateway, identity, miniapps, oauth, ops, payments, verification
 from server.bootstrap import Services
 from server.http import NotFoundHandler, Route
 from server.openapi import build_spec
@@ -21,6 +21,8 @@ ROUTES: list[Route] = [
     *verification.ROUTES,
     *ecert.ROUTES,
     *payments.ROUTES,
+    *miniapps.ROUTES,
+    *gateway.ROUTES,
 ]
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
@@ -39,6 +40,15 @@ from identity.verification.face import FaceVerifier, HttpFaceVerifier, LocalFace
 from identity.verification.registry import HttpPopulationRegistry
 from identity.verification.repository import VerificationRepository
 from identity.verification.service import RealNameService
+from miniapps.catalog import Catalog
+from miniapps.gateway import GatewayCore
+from miniapps.ratelimit import RateLimiter
+from miniapps.ratings import Ratings
+from miniapps.repository import MiniAppRepository
+from miniapps.routes import RouteTable
+from miniapps.service import MiniAppService
+from miniapps.ssrf import UpstreamPolicy
+from miniapps.usage import UsageRecorder
 from payments.loop import PaymentsWorker
 from payments.reconciliation import Reconciler
 from payments.service import PaymentService
@@ -116,6 +126,13 @@ class Services:
     payments: PaymentService
     payments_worker: PaymentsWorker
     reconciler: Reconciler
+    miniapps: MiniAppService
+    routes: RouteTable
+    gateway: GatewayCore
+    usage: UsageRecorder
+    catalog: Catalog
+    ratings: Ratings
+    upstream_http: aiohttp.ClientSession
     face_executor: RespawningProcessPool | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -133,6 +150,8 @@ class Services:
     def start_background(self) -> None:
         self.tasks.append(asyncio.create_task(self._reload_loop()))
         self.tasks.append(asyncio.create_task(self.payments_worker.run()))
+        self.routes.start()
+        self.usage.start()
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -143,6 +162,9 @@ class Services:
         if self.face_executor is not None:
             # A comparison in flight finishes in well under a second.
             await asyncio.to_thread(self.face_executor.shutdown, True, cancel_futures=True)
+        await self.routes.stop()
+        await self.usage.stop()
+        await self.upstream_http.close()
         await self.http.aclose()
         await self.redis.aclose()
         await self.pool.close()
@@ -223,6 +245,14 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         qr_ttl=settings.qr_ttl,
     )
     payments, payments_worker, reconciler = build_payments(settings, pool, http, vault, tokens)
+    mrepo = MiniAppRepository()
+    allow = settings.upstream_allow_cidrs
+    if settings.environment == "development" and settings.simulators:
+        # The demo's echo upstream runs on loopback; production never allows it implicitly.
+        allow = (*allow, "127.0.0.1/32")
+    policy = UpstreamPolicy.from_strings(allow)
+    routes = RouteTable(pool, redis, mrepo, policy)
+    usage = UsageRecorder(pool, mrepo)
     return Services(
         settings=settings,
         pool=pool,
@@ -256,6 +286,19 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         payments=payments,
         payments_worker=payments_worker,
         reconciler=reconciler,
+        miniapps=MiniAppService(pool, mrepo, orgs, clients, policy, on_change=routes.changed),
+        routes=routes,
+        gateway=GatewayCore(routes, RateLimiter(redis), vault, consents, pool, mrepo),
+        usage=usage,
+        catalog=Catalog(pool),
+        ratings=Ratings(pool, mrepo, orgs, usage),
+        # The gateway's pooled keep-alive client; no proxy from the environment, since
+        # it connects to the SSRF-checked address; redirects are passed on, not followed.
+        upstream_http=aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30),
+            auto_decompress=False,  # bodies pass through as the upstream encoded them
+            trust_env=False,
+        ),
     )
 
 

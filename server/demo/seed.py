@@ -10,6 +10,7 @@ from typing import Any
 from server.bootstrap import Services
 from server.demo.ecert import seed_ecert
 from server.demo.identity import seed_identity
+from server.demo.miniapps import seed_miniapps
 from server.demo.oauth import seed_oauth_clients
 from server.demo.payments import seed_payments
 from server.demo.shenzhen_units import UNITS
@@ -60,11 +61,14 @@ async def seed(svc: Services, progress: Progress | None = None) -> dict[str, Any
     ecert = await seed_ecert(svc, accounts["citizen"]["sub"])
     accounts["citizen"]["certificates"] = {"resident_id": ecert.pop("resident_id")}
     payments = await seed_payments(svc, units)
+    miniapps = await seed_miniapps(svc, units, progress)
+    await svc.routes.load_all()
     return {
         "accounts": accounts,
         "clients": {**await seed_oauth_clients(svc, units), "merchant": payments["client"]},
         "simulators": payments["simulators"],
-        "apps": {},
+        "apps": {"echo": miniapps["echo"]},
+        "miniapps": {"count": miniapps["count"]},
         "units": {"count": len(units), "by_code": units},
         "registry": registry,
         "ecert": ecert,

@@ -35,6 +35,9 @@ SIMULATORS: dict[str, Simulator] = {
         "wechatpay", "server.sims.wechatpay", 8702, "WeChat Pay API v3 (payment channel)"
     ),
     "alipay": Simulator("alipay", "server.sims.alipay", 8703, "Alipay OpenAPI (payment channel)"),
+    "miniapp": Simulator(
+        "miniapp", "server.sims.miniapp", 9180, "echo mini-app upstream for the gateway demo"
+    ),
 }
 
 

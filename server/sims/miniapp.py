@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import time
 from typing import Any
 
@@ -164,8 +165,18 @@ def make_app(config: dict[str, Any] | None = None) -> tornado.web.Application:
     )
 
 
+def default_jwks_url() -> str:
+    """The platform's JWKS when started by ``superapp serve`` (same environment)."""
+    base = os.environ.get("SUPERAPP_PUBLIC_URL") or "http://{}:{}".format(
+        os.environ.get("SUPERAPP_HOST", "127.0.0.1"), os.environ.get("SUPERAPP_PORT", "8080")
+    )
+    return base.rstrip("/") + "/.well-known/jwks.json"
+
+
 async def serve(host: str, port: int, data_dir: str | None = None, **options: Any) -> None:
     """Run until cancelled. ``data_dir`` is unused: the echo service keeps no state."""
+    options.setdefault("jwks_url", None)
+    options["jwks_url"] = options["jwks_url"] or default_jwks_url()
     app = make_app(options)
     server = app.listen(port, address=host, xheaders=False)
     try:

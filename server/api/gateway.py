@@ -1,0 +1,235 @@
+"""``ANY /m/{app_id}/{path}``: the reverse proxy from the citizen's app to a mini-app.
+
+After ``GatewayCore.admit`` (route, token, gray version, assurance, consent,
+rate limits, breaker) the request goes to the upstream's SSRF-checked address
+over a pooled keep-alive client (aiohttp: httpx's pool measured 3x slower at
+32 concurrent requests), with client-sent ``X-Superapp-*``
+and ``Authorization`` headers removed and a fresh identity assertion
+(``X-Superapp-Identity``, a JWT the upstream verifies with our JWKS) added.
+The citizen is admitted before the body is read, the request body streams
+upstream as it arrives (back-pressure through a small queue) and the response
+streams back, each with a size cap; redirects are passed on, never
+followed. Upstream failures become 502/503/504 problems and count against
+the upstream's circuit breaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import tornado.web
+from yarl import URL
+
+from identity.tokens import Principal
+from miniapps.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
+from miniapps.gateway import Admission
+from server.http import BaseHandler, route
+from server.openapi import op
+
+if TYPE_CHECKING:
+    from server.bootstrap import Services
+
+IDENTITY_HEADER = "X-Superapp-Identity"
+ASSERTION_TYP = "superapp-identity+jwt"
+ASSERTION_TTL = 60
+MAX_REQUEST_BODY = 8 * 1024 * 1024
+MAX_RESPONSE_BODY = 32 * 1024 * 1024
+# RFC 9110 section 7.6.1 hop-by-hop fields, plus what the gateway sets itself.
+_HOP = frozenset(
+    h.lower()
+    for h in (
+        "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE",
+        "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Authorization",
+        "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-Ip", "Forwarded",
+    )
+)  # fmt: skip
+# aiohttp adds these unless told not to; the client's own values pass through.
+_NO_AUTO_HEADERS = frozenset(("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
+_RESPONSE_DROP = frozenset(("connection", "keep-alive", "transfer-encoding", "trailer", "upgrade",
+                            "proxy-authenticate", "server", "date"))  # fmt: skip
+
+
+def _proxy_op(method: str) -> dict[str, Any]:
+    return op(
+        f"Proxy a {method} to the mini-app's upstream with an identity assertion",
+        tag="gateway",
+        auth="user",
+        errors=(401, 403, 404, 429, 502, 503, 504),
+        content_type="*/*",
+    )
+
+
+class GatewayHandler(BaseHandler):
+    max_body = MAX_REQUEST_BODY
+    openapi = {m: _proxy_op(m.upper()) for m in ("get", "post", "put", "patch", "delete")}
+
+    def initialize(self, svc: Services, template: str = "", **kw: Any) -> None:
+        super().initialize(svc, template, **kw)
+        self._adm: Admission | None = None
+        self._feed: asyncio.Queue[bytes | None] | None = None
+        self._upstream: asyncio.Task[aiohttp.ClientResponse] | None = None
+        self._t0 = time.perf_counter()
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        """Admit before reading the body, then stream the body upstream as it arrives."""
+        super().prepare()
+        self._who = self._citizen()
+        self._adm = await self.svc.gateway.admit(
+            self.path_kwargs["app_id"], self._who, self.request_id
+        )
+        self._t0 = time.perf_counter()
+        headers = self.request.headers
+        if headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers:
+            self._feed = asyncio.Queue(maxsize=4)  # back-pressure: at most 4 chunks in flight
+            self._upstream = asyncio.create_task(self._send(self._adm, self._body_stream()))
+
+    async def _body_stream(self) -> AsyncIterator[bytes]:
+        assert self._feed is not None
+        while (chunk := await self._feed.get()) is not None:
+            yield chunk
+
+    def data_received(self, chunk: bytes) -> Awaitable[None] | None:  # type: ignore[override]
+        if self._feed is None or self._upstream is None or self._too_large:
+            return None
+        self._size += len(chunk)
+        if self._size > self._cap:
+            self._too_large = True
+            self._upstream.cancel()  # the upstream never sees a truncated body as complete
+            return None
+        if self._upstream.done():
+            return None  # the upstream answered or failed early: drop the rest
+        return self._feed.put(chunk)
+
+    async def get(self, app_id: str, path: str) -> None:
+        adm, who = self._adm, self._who
+        assert adm is not None
+        if self._too_large:
+            adm.breaker.record(200)  # not the upstream's fault; releases a half-open probe
+            raise tornado.web.HTTPError(413, f"The body may be at most {self._cap} bytes.")
+        status: int | None = None
+        try:
+            if self._upstream is None:
+                response = await self._send(adm, None)
+            else:
+                assert self._feed is not None
+                await self._feed.put(None)
+                response = await self._upstream
+            status = await self._relay(response)
+        finally:
+            adm.breaker.record(status)
+            self.svc.usage.record(app_id, status or 502, time.perf_counter() - self._t0)
+            self.svc.usage.use(app_id, who.sub, who.sid)
+
+    post = put = patch = delete = options = head = get
+
+    def on_connection_close(self) -> None:
+        if self._upstream is not None and not self._upstream.done():
+            self._upstream.cancel()
+        super().on_connection_close()
+
+    def _citizen(self) -> Principal:
+        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return self.require_user()  # the usual 401 problem
+        self._principal = self.svc.gateway.principal(token.strip(), self.svc.tokens.verify_access)
+        return self.require_user()
+
+    def _upstream_headers(self, adm: Admission) -> dict[str, str]:
+        up = adm.version.upstream
+        assert up is not None
+        out: dict[str, str] = {}
+        for name, value in self.request.headers.get_all():
+            low = name.lower()
+            if low in _HOP or low.startswith("x-superapp-"):
+                continue  # never let the client speak for the platform
+            out[name] = f"{out[name]}, {value}" if name in out else value
+        default_port = 443 if up.scheme == "https" else 80
+        out["Host"] = up.host if up.port == default_port else f"{up.host}:{up.port}"
+        out["X-Forwarded-For"] = self.client_ip
+        out["X-Forwarded-Proto"] = self.request.protocol
+        out["X-Request-Id"] = self.request_id
+        out[IDENTITY_HEADER] = self.svc.tokens.sign(
+            adm.claims, typ=ASSERTION_TYP, ttl=ASSERTION_TTL
+        )
+        return out
+
+    async def _send(
+        self, adm: Admission, body: AsyncIterator[bytes] | None
+    ) -> aiohttp.ClientResponse:
+        """Send the request upstream (body streamed); map failures to problems."""
+        up = adm.version.upstream
+        assert up is not None
+        ip = up.addresses[0]
+        host = f"[{ip}]" if ip.version == 6 else str(ip)
+        base = up.path.rstrip("/")
+        query = f"?{self.request.query}" if self.request.query else ""
+        # The URL names the checked address, so no second DNS lookup can redirect us.
+        path = self.path_kwargs["path"]
+        url = URL(f"{up.scheme}://{host}:{up.port}{base}/{path}{query}", encoded=True)
+        timeout = adm.version.timeout
+        headers = self._upstream_headers(adm)
+        length = self.request.headers.get("Content-Length")
+        if body is not None and length is not None:
+            headers["Content-Length"] = length
+        try:
+            return await self.svc.upstream_http.request(
+                self.request.method or "GET",
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=min(3.0, timeout), sock_read=timeout
+                ),
+                server_hostname=up.host if up.scheme == "https" else None,
+                skip_auto_headers=_NO_AUTO_HEADERS,
+            )
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamUnreachable("The mini-app service did not accept a connection.") from None
+        except TimeoutError:
+            raise UpstreamTimeout(f"No answer within {timeout:g} s.") from None
+        except (aiohttp.ClientError, OSError):
+            raise UpstreamUnreachable("The mini-app service could not be reached.") from None
+
+    async def _relay(self, response: aiohttp.ClientResponse) -> int:
+        """Stream the upstream's answer back; return its status."""
+        try:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > MAX_RESPONSE_BODY:
+                raise UpstreamResponseTooLarge(f"At most {MAX_RESPONSE_BODY} bytes.")
+            self.set_status(response.status, response.reason or None)
+            self.clear_header("Content-Type")
+            for name, value in response.headers.items():
+                if name.lower() not in _RESPONSE_DROP:
+                    self.add_header(name, value)
+            await self._stream(response)
+        finally:
+            response.release()
+        return response.status
+
+    async def _stream(self, response: aiohttp.ClientResponse) -> None:
+        sent = 0
+        try:
+            async for chunk in response.content.iter_any():
+                sent += len(chunk)
+                if sent > MAX_RESPONSE_BODY:
+                    # Headers are gone: cutting the connection is the only honest signal left.
+                    self.request.connection.close()  # type: ignore[union-attr]
+                    return
+                self.write(chunk)
+                if sent > 65536:
+                    await self.flush()
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            if not self._headers_written:
+                self.clear()
+                raise UpstreamTimeout("The mini-app service stopped answering.") from None
+            self.request.connection.close()  # type: ignore[union-attr]
+            return
+        self.finish()
+
+
+ROUTES = [route("/m/{app_id}/{path:path}", GatewayHandler)]

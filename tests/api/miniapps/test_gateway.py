@@ -1,0 +1,206 @@
+"""Gateway reliability: breaker, timeouts, suspension on every worker, exact
+rate limits, assurance, consent, rollback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from miniapps.routes import RouteTable
+from tests.api.miniapps.conftest import Unit, citizen, manifest
+from tests.support import Api
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_upstream_down_opens_the_breaker(api: Api, unit: Unit, closed_port: int) -> None:
+    app_id = await unit.live(f"http://127.0.0.1:{closed_port}")
+    who = await citizen(api)
+    for _ in range(5):
+        resp = await api.get(f"/m/{app_id}/x", token=who["token"])
+        assert resp.status_code == 502 and resp.json()["code"] == "upstream-unreachable"
+    resp = await api.get(f"/m/{app_id}/x", token=who["token"])
+    assert resp.status_code == 503 and resp.json()["code"] == "upstream-circuit-open"
+    assert 1 <= int(resp.headers["Retry-After"]) <= 30
+
+
+async def test_slow_upstream_answers_504(api: Api, unit: Unit, echo_url: str) -> None:
+    app_id = await unit.live(echo_url, timeout_ms=200)
+    who = await citizen(api)
+    resp = await api.get(f"/m/{app_id}/slow?ms=3000", token=who["token"])
+    assert resp.status_code == 504 and resp.json()["code"] == "upstream-timeout"
+    resp = await api.get(f"/m/{app_id}/slow?ms=0", token=who["token"])
+    assert resp.status_code == 200
+
+
+async def test_upstream_5xx_passes_through(api: Api, unit: Unit, echo_url: str) -> None:
+    app_id = await unit.live(echo_url)
+    who = await citizen(api)
+    resp = await api.client.get(
+        f"/m/{app_id}/status/503", headers={"Authorization": f"Bearer {who['token']}"}
+    )
+    assert resp.status_code == 503 and resp.json()["path"] == "/status/503"
+
+
+async def test_post_body_and_redirects_are_passed_on(api: Api, unit: Unit, echo_url: str) -> None:
+    app_id = await unit.live(echo_url)
+    who = await citizen(api)
+    resp = await api.post(f"/m/{app_id}/form", token=who["token"], content=b"a" * 100_000)
+    assert resp.status_code == 200 and resp.json()["body_bytes"] == 100_000
+    assert resp.json()["method"] == "POST"
+    resp = await api.request("HEAD", f"/m/{app_id}/x", token=who["token"])
+    assert resp.status_code == 200 and resp.content == b""
+    resp = await api.request("PUT", f"/m/{app_id}/x", token=who["token"], json={"a": 1})
+    assert (
+        resp.json()["method"] == "PUT"
+        and resp.json()["headers"]["Content-Type"] == "application/json"
+    )
+
+
+async def test_suspended_app_stops_on_every_worker(api: Api, unit: Unit, echo_url: str) -> None:
+    app_id = await unit.live(echo_url)
+    who = await citizen(api)
+    svc = api.services
+    # A second worker's route table, listening on Redis like every worker does.
+    other = RouteTable(svc.pool, svc.redis, svc.routes.repo, svc.routes.policy, full_reload=3600)
+    other.start()
+    try:
+        await other.ready()
+        assert other.get(app_id) is not None and other.get(app_id).status == "released"
+        assert (await api.get(f"/m/{app_id}/x", token=who["token"])).status_code == 200
+        resp = await api.post(f"/api/v1/miniapps/{app_id}/suspend", token=unit.admin, json={})
+        assert resp.json()["status"] == "suspended"
+        # This worker at once; the other once the pub/sub message arrives.
+        resp = await api.get(f"/m/{app_id}/x", token=who["token"])
+        assert resp.status_code == 503 and resp.json()["code"] == "miniapp-unavailable"
+        for _ in range(100):
+            if other.get(app_id).status == "suspended":
+                break
+            await asyncio.sleep(0.02)
+        assert other.get(app_id).status == "suspended"
+        await api.post(f"/api/v1/miniapps/{app_id}/resume", token=unit.reviewer, json={})
+        assert (await api.get(f"/m/{app_id}/x", token=who["token"])).status_code == 200
+    finally:
+        await other.stop()
+
+
+async def test_rate_limits_are_exact_under_concurrency(api: Api, unit: Unit, echo_url: str) -> None:
+    limits = {
+        "app": {"count": 6, "period": 3600, "burst": 6},
+        "citizen": {"count": 4, "period": 3600, "burst": 4},
+    }
+    app_id = await unit.live(echo_url, rate_limit=limits)
+    a, b = await citizen(api), await citizen(api)
+    first = await asyncio.gather(*(api.get(f"/m/{app_id}/x", token=a["token"]) for _ in range(10)))
+    assert sorted(r.status_code for r in first) == [200] * 4 + [429] * 6
+    refused = next(r for r in first if r.status_code == 429)
+    assert refused.json()["code"] == "rate-limited" and int(refused.headers["Retry-After"]) >= 1
+    # The app's budget of 6 holds across citizens: b gets the 2 that are left.
+    second = await asyncio.gather(*(api.get(f"/m/{app_id}/x", token=b["token"]) for _ in range(5)))
+    assert sorted(r.status_code for r in second) == [200] * 2 + [429] * 3
+
+
+async def test_min_assurance_and_consented_claims(api: Api, unit: Unit, echo_url: str) -> None:
+    app_id = await unit.live(echo_url, min_assurance="L2")
+    low = await citizen(api, level=1)
+    resp = await api.get(f"/m/{app_id}/x", token=low["token"])
+    assert resp.status_code == 403 and resp.json()["code"] == "insufficient-assurance"
+    high = await citizen(api, level=2)
+    claims = (await api.get(f"/m/{app_id}/x", token=high["token"])).json()["identity"]["claims"]
+    assert claims["acr"] == "L2" and "phone_masked" not in claims and claims["scope"] == "openid"
+    # After consenting to "phone" the masked phone number is in the assertion.
+    app = (await api.get(f"/api/v1/miniapps/{app_id}", token=unit.admin)).json()["app"]
+    await api.services.consents.grant(high["sub"], app["client_id"], ["openid", "phone"])
+    api.services.gateway._consents = type(api.services.gateway._consents)(10, 10)  # drop cache
+    claims = (await api.get(f"/m/{app_id}/x", token=high["token"])).json()["identity"]["claims"]
+    assert claims["scope"] == "openid phone" and claims["phone_masked"].endswith(high["phone"][-4:])
+
+
+async def test_gray_falls_back_to_the_previous_release_and_rolls_back(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    app_id = await unit.live(echo_url + "/v1")
+    resp = await api.post(
+        f"/api/v1/miniapps/{app_id}/versions",
+        token=unit.dev,
+        json={
+            "version": "2.0.0",
+            "manifest": {**_manifest_of(app_id), "upstream": echo_url + "/v2"},
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    await unit.approve(app_id, "2.0.0")
+    await unit.release(app_id, "2.0.0", percent=50)
+    inside = await citizen(api, app_id=app_id, unit_id=unit.id, inside=True, percent=50)
+    outside = await citizen(api, app_id=app_id, unit_id=unit.id, inside=False, percent=50)
+    assert (await api.get(f"/m/{app_id}/a", token=inside["token"])).json()["path"] == "/v2/a"
+    assert (await api.get(f"/m/{app_id}/a", token=outside["token"])).json()["path"] == "/v1/a"
+    # Rollback to 1.0.0 serves it to everyone; an unknown version is refused.
+    resp = await api.post(
+        f"/api/v1/miniapps/{app_id}/rollback", token=unit.dev, json={"version": "9"}
+    )
+    assert resp.status_code == 409 and resp.json()["code"] == "rollback-not-allowed"
+    resp = await api.post(
+        f"/api/v1/miniapps/{app_id}/rollback", token=unit.dev, json={"version": "1.0.0"}
+    )
+    assert resp.json()["release"] == {
+        "version": "1.0.0",
+        "percent": 100.0,
+        "cohort": None,
+        "previous_version": None,
+    }
+    assert (await api.get(f"/m/{app_id}/a", token=inside["token"])).json()["path"] == "/v1/a"
+
+
+def _manifest_of(app_id: str) -> dict[str, object]:
+    return manifest("http://127.0.0.1:1")
+
+
+async def test_private_upstream_refused_at_submission(api: Api, unit: Unit) -> None:
+    app_id = await unit.register("http://10.1.2.3/api")
+    resp = await api.post(f"/api/v1/miniapps/{app_id}/versions/1.0.0/submit", token=unit.dev)
+    assert resp.status_code == 422 and resp.json()["code"] == "upstream-not-allowed"
+
+
+async def test_credentials_rotate_and_work(api: Api, unit: Unit, echo_url: str) -> None:
+    app_id = await unit.live(echo_url)
+    resp = await api.post(f"/api/v1/miniapps/{app_id}/credentials", token=unit.admin, json={})
+    assert resp.status_code == 201
+    creds = resp.json()
+    resp = await api.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials", "scope": "openid"},
+        auth=(creds["client_id"], creds["client_secret"]),
+    )
+    assert resp.status_code == 200, resp.text
+    resp = await api.post(f"/api/v1/miniapps/{app_id}/credentials", token=unit.dev, json={})
+    assert resp.status_code == 403  # only the unit admin sees a secret
+
+
+async def test_request_bodies_stream_upstream_with_a_cap(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    import hashlib
+
+    app_id = await unit.live(echo_url)
+    who = await citizen(api)
+    chunks = [bytes([i]) * 65_536 for i in range(40)]  # 2.5 MiB, sent chunked
+
+    async def body() -> AsyncIterator[bytes]:
+        for c in chunks:
+            yield c
+
+    resp = await api.post(f"/m/{app_id}/upload", token=who["token"], content=body())
+    assert resp.status_code == 200, resp.text
+    echo = resp.json()
+    assert echo["body_bytes"] == sum(map(len, chunks))
+    assert echo["body_sha256"] == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+    async def too_big() -> AsyncIterator[bytes]:
+        for _ in range(9 * 16):  # 9 MiB > the 8 MiB cap
+            yield b"x" * 65_536
+
+    resp = await api.post(f"/m/{app_id}/upload", token=who["token"], content=too_big())
+    assert resp.status_code == 413
