@@ -95,6 +95,8 @@ async def seed_miniapps(
                     progress("mini-apps", i, total)
             async with conn.transaction():
                 await _load(conn, rows)
+        elif progress:
+            progress("mini-apps", total, total)  # already seeded: say so
     return {
         "count": total,
         "echo": {
