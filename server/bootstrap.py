@@ -24,7 +24,7 @@ from identity.consents import Consents
 from identity.crypto import Vault
 from identity.oauth.provider import OidcProvider
 from identity.organisations import Organisations
-from identity.ports import OutboxSms
+from identity.ports import HttpSms, OutboxSms, SmsSender
 from identity.repository import IdentityRepository
 from identity.service import SignInService
 from identity.signing import RELOAD_INTERVAL, KeyRingStore
@@ -100,6 +100,7 @@ class Services:
     realname: RealNameService
     oidc: OidcProvider
     face_executor: RespawningProcessPool | None = None
+    signin_pool: asyncpg.Pool | None = None  # identity's sign-in path (see build)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def reload_keys(self) -> None:
@@ -128,12 +129,25 @@ class Services:
         await self.http.aclose()
         await self.redis.aclose()
         await self.pool.close()
+        if self.signin_pool is not None:
+            await self.signin_pool.close()
 
 
 async def build(settings: Settings, *, pool_size: int = 10) -> Services:
     assert settings.database_url and settings.redis_url and settings.master_key
     pool = await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=pool_size, command_timeout=30
+    )
+    # Sign-in's own small pool: that code keeps no session state (no SET, LISTEN,
+    # session advisory locks or cursors), so a returned connection skips asyncpg's
+    # reset query, a round trip per use on the hottest write path (asyncpg still
+    # rolls back a transaction left open).
+    signin_pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=max(2, pool_size // 2),
+        command_timeout=30,
+        reset=_keep_session,
     )
     redis = aioredis.Redis.from_url(
         settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, max_connections=200
@@ -146,12 +160,12 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         await keys.load(), issuer=settings.issuer, access_ttl=settings.access_token_ttl
     )
     signin = SignInService(
-        pool,
+        signin_pool,
         redis,
         repo,
         vault,
         tokens,
-        OutboxSms(pool, repo),
+        sms_sender(settings, signin_pool, repo, http),
         refresh_ttl=settings.refresh_token_ttl,
         otp_per_ip_per_hour=settings.otp_per_ip_per_hour,
         token_per_ip_per_minute=settings.token_per_ip_per_minute,
@@ -177,6 +191,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
     return Services(
         settings=settings,
         pool=pool,
+        signin_pool=signin_pool,
         redis=redis,
         http=http,
         vault=vault,
@@ -201,6 +216,21 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
             refresh_ttl=settings.refresh_token_ttl,
         ),
     )
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    return None
+
+
+def sms_sender(
+    settings: Settings, pool: asyncpg.Pool, repo: IdentityRepository, http: httpx.AsyncClient
+) -> SmsSender:
+    """The SMS port: an HTTP gateway when ``SUPERAPP_SMS_URL`` is set, else the outbox."""
+    if settings.sms_url:
+        return HttpSms(settings.sms_url, settings.sms_api_key, http)
+    if settings.environment == "production":
+        log.warning("SUPERAPP_SMS_URL is not set: sign-in codes go to the outbox, not to phones")
+    return OutboxSms(pool, repo)
 
 
 def face_verifier(

@@ -63,6 +63,9 @@ class Settings:
     face_api_key: str = ""  # for "http"; default: the registry API key
     real_name_attempts_per_day: int = 5
     face_attempts_per_day: int = 10
+    # SMS: empty sms_url keeps the outbox (messages stored, ``superapp sms outbox``).
+    sms_url: str = ""  # an HTTP SMS gateway (``POST {sms_url}/messages``, bearer key)
+    sms_api_key: str = field(default="", repr=False)
 
     @property
     def embedded_database(self) -> bool:
@@ -125,7 +128,11 @@ class Settings:
                 "SUPERAPP_REAL_NAME_ATTEMPTS_PER_DAY", 5, _int_range(1, 1000)
             ),
             face_attempts_per_day=r.get("SUPERAPP_FACE_ATTEMPTS_PER_DAY", 10, _int_range(1, 1000)),
+            sms_url=r.get("SUPERAPP_SMS_URL", "", _url(HTTP)),
+            sms_api_key=r.get("SUPERAPP_SMS_API_KEY", "", str),
         )
+        if settings.sms_url and not settings.sms_api_key:
+            raise SettingsError("SUPERAPP_SMS_API_KEY", "is required with SUPERAPP_SMS_URL")
         if settings.environment == "production" and settings.master_key is None:
             raise SettingsError("SUPERAPP_MASTER_KEY", "is required when SUPERAPP_ENV=production")
         if settings.environment == "production":
