@@ -36,6 +36,7 @@ from identity.ids import new_id
 from identity.phone import normalise_phone
 from identity.ports import SmsSender
 from identity.repository import IdentityRepository
+from identity.revocation import RevokedSessions
 from identity.tokens import TokenService
 
 T = TypeVar("T")
@@ -116,6 +117,7 @@ class SignInService:
         sms: SmsSender,
         *,
         refresh_ttl: int = 30 * 24 * 3600,
+        revoked: RevokedSessions | None = None,
         otp_per_ip_per_hour: int = OTP_PER_IP_PER_HOUR,
         token_per_ip_per_minute: int = TOKEN_PER_IP_PER_MINUTE,
     ) -> None:
@@ -128,6 +130,7 @@ class SignInService:
         self.tokens = tokens
         self.sms = sms
         self.refresh_ttl = refresh_ttl
+        self.revoked = revoked
         self._request_otp = redis.register_script(_REQUEST_OTP)
         self._check_otp = redis.register_script(_CHECK_OTP)
 
@@ -267,6 +270,7 @@ class SignInService:
                         {"session": reused_sid},
                         ip,
                     )
+        await self._ended(reused_sid)
         raise RefreshTokenReused(
             "This refresh token was already used, so the session was ended for safety."
         )
@@ -285,9 +289,11 @@ class SignInService:
             return
         async with self.pool.acquire() as conn, conn.transaction():
             session = await self.repo.session(conn, sid)
-            if session is not None and session.account_id == account_id:
-                await self.repo.revoke_session(conn, sid, "logout")
-                await self.repo.record_event(conn, account_id, "logout", {"session": sid}, ip)
+            if session is None or session.account_id != account_id:
+                return
+            await self.repo.revoke_session(conn, sid, "logout")
+            await self.repo.record_event(conn, account_id, "logout", {"session": sid}, ip)
+        await self._ended(sid)
 
     async def sessions(self, account_id: str) -> list[Session]:
         async with self.pool.acquire() as conn:
@@ -301,6 +307,12 @@ class SignInService:
                 raise NotFound("No such active session.")
             await self.repo.revoke_session(conn, sid, "revoked-by-user")
             await self.repo.record_event(conn, account_id, "session-revoked", {"session": sid}, ip)
+        await self._ended(sid)
+
+    async def _ended(self, sid: str) -> None:
+        # After the commit: the session's access tokens stop working on every worker.
+        if self.revoked is not None:
+            await self.revoked.revoke(sid)
 
     async def account(self, account_id: str) -> Account:
         async with self.pool.acquire() as conn:

@@ -26,6 +26,7 @@ from identity.oauth.provider import OidcProvider
 from identity.organisations import Organisations
 from identity.ports import HttpSms, OutboxSms, SmsSender
 from identity.repository import IdentityRepository
+from identity.revocation import RevokedSessions
 from identity.service import SignInService
 from identity.signing import RELOAD_INTERVAL, KeyRingStore
 from identity.tokens import TokenService
@@ -116,6 +117,8 @@ class Services:
 
     def start_background(self) -> None:
         self.tasks.append(asyncio.create_task(self._reload_loop()))
+        if self.signin.revoked is not None:
+            self.tasks.append(asyncio.create_task(self.signin.revoked.listen()))
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -159,6 +162,8 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
     tokens = TokenService(
         await keys.load(), issuer=settings.issuer, access_ttl=settings.access_token_ttl
     )
+    revoked = RevokedSessions(redis, ttl=settings.access_token_ttl)
+    tokens.revoked = revoked
     signin = SignInService(
         signin_pool,
         redis,
@@ -167,6 +172,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         tokens,
         sms_sender(settings, signin_pool, repo, http),
         refresh_ttl=settings.refresh_token_ttl,
+        revoked=revoked,
         otp_per_ip_per_hour=settings.otp_per_ip_per_hour,
         token_per_ip_per_minute=settings.token_per_ip_per_minute,
     )
