@@ -295,6 +295,20 @@ class IdentityRepository:
             ip,
         )
 
+    async def record_phone_event(
+        self, conn: Conn, phone: str, kind: str, detail: dict[str, Any], ip: str
+    ) -> None:
+        """Log an event about a phone number: on its account if one exists, so that
+        the citizen sees failed attempts on their number."""
+        await conn.execute(
+            """INSERT INTO security_events (account_id, kind, detail, ip)
+               VALUES ((SELECT id FROM accounts WHERE phone_index = $1), $2, $3::jsonb, $4)""",
+            self.vault.blind_index(phone, context="phone"),
+            kind,
+            json.dumps(detail),
+            ip,
+        )
+
     async def events_of(
         self, conn: Conn, account_id: str, before: int | None, limit: int
     ) -> list[SecurityEvent]:

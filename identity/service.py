@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -192,14 +192,14 @@ class SignInService:
         if attempts < 0:
             raise RateLimited("Too many token requests.", retry_after=60 - int(time.time()) % 60)
         if attempts == 0:
-            await self._event(None, "sign-in-failed", {"reason": "no-code"}, ip)
+            await self._failed(phone, "no-code", ip)
             raise InvalidOtp("The code is wrong, expired or already used; request a new one.")
         if attempts > OTP_MAX_ATTEMPTS:
             raise TooManyAttempts(
                 "Too many wrong codes; request a new code.", retry_after=OTP_COOLDOWN
             )
         if not matched:
-            await self._event(None, "sign-in-failed", {"reason": "wrong-code"}, ip)
+            await self._failed(phone, "wrong-code", ip)
             raise InvalidOtp(
                 "The code is wrong.", attempts_left=max(OTP_MAX_ATTEMPTS - attempts, 0)
             )
@@ -332,11 +332,11 @@ class SignInService:
         async with self.pool.acquire() as conn:
             return await self.repo.sms_for(conn, phone, limit)
 
-    async def _event(
-        self, account_id: str | None, kind: str, detail: dict[str, Any], ip: str
-    ) -> None:
+    async def _failed(self, phone: str, reason: str, ip: str) -> None:
         async with self.pool.acquire() as conn:
-            await self.repo.record_event(conn, account_id, kind, detail, ip)
+            await self.repo.record_phone_event(
+                conn, phone, "sign-in-failed", {"reason": reason}, ip
+            )
 
 
 def _now() -> datetime:
