@@ -63,7 +63,9 @@ class RevokedSessions:
             log.warning("could not announce an ended session; other workers see it at exp")
 
     async def _load(self) -> None:
-        rows = await self.redis.zrangebyscore(KEY, time.time(), "+inf", withscores=True)
+        rows: list[tuple[bytes, float]] = await self.redis.zrangebyscore(
+            KEY, time.time(), "+inf", withscores=True
+        )
         for sid, until in rows:
             self._add(sid.decode() if isinstance(sid, bytes) else str(sid), float(until))
 
