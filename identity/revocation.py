@@ -63,10 +63,9 @@ class RevokedSessions:
             log.warning("could not announce an ended session; other workers see it at exp")
 
     async def _load(self) -> None:
-        rows: list[tuple[bytes, float]] = await self.redis.zrangebyscore(
-            KEY, time.time(), "+inf", withscores=True
-        )
-        for sid, until in rows:
+        rows = await self.redis.zrangebyscore(KEY, time.time(), "+inf", withscores=True)
+        for row in rows:
+            sid, until = row[0], row[1]
             self._add(sid.decode() if isinstance(sid, bytes) else str(sid), float(until))
 
     async def listen(self) -> None:
