@@ -8,18 +8,29 @@ its owning unit, so every context can check server-to-server calls locally.
 
 from __future__ import annotations
 
+import json
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import redis.asyncio as aioredis
 
+from identity.client_assertions import (
+    MAX_LIFETIME,
+    AssertionRefused,
+    check_public_jwk,
+    unverified_client_id,
+    verify,
+)
 from identity.crypto import constant_time_equal, token_hash
 from identity.errors import DomainError, NotFound, ValidationError
 from identity.ids import new_id
 from identity.tokens import TokenService
 
 CLIENT_TYPES = ("confidential", "public")
+log = logging.getLogger("identity.clients")
 
 
 class InvalidClient(DomainError):
@@ -69,17 +80,25 @@ class ClientRegistry:
         redirect_uris: tuple[str, ...] = (),
         allowed_scopes: tuple[str, ...] = (),
         app_id: str | None = None,
+        public_jwk: object = None,
         conn: asyncpg.Connection | None = None,
     ) -> tuple[Client, str | None]:
-        """Register a client; return it and its secret (shown once; None if public)."""
+        """Register a client; return it and its secret (shown once; None if public or
+        if it authenticates with ``public_jwk``, its key for ``private_key_jwt``)."""
         if client_type not in CLIENT_TYPES:
             raise ValidationError("client_type", "Must be confidential or public.")
         if not name.strip():
             raise ValidationError("name", "A client name is required.")
-        secret = "cs_" + secrets.token_urlsafe(32) if client_type == "confidential" else None
+        jwk = None
+        if public_jwk is not None:
+            if client_type != "confidential":
+                raise ValidationError("public_jwk", "Only a confidential client has a key.")
+            jwk = json.dumps(check_public_jwk(public_jwk))
+        with_secret = client_type == "confidential" and jwk is None
+        secret = "cs_" + secrets.token_urlsafe(32) if with_secret else None
         sql = """INSERT INTO oauth_clients (client_id, name, unit_id, app_id, client_type,
-                     secret_hash, redirect_uris, allowed_scopes)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *"""
+                     secret_hash, redirect_uris, allowed_scopes, public_jwk)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) RETURNING *"""
         args = (
             new_id("cli"),
             name.strip(),
@@ -89,6 +108,7 @@ class ClientRegistry:
             token_hash(secret) if secret else None,
             list(redirect_uris),
             list(allowed_scopes),
+            jwk,
         )
         try:
             if conn is not None:
@@ -125,6 +145,33 @@ class ClientRegistry:
             ok = constant_time_equal(bytes(previous), given)
         if not ok:
             raise InvalidClient("Unknown client or wrong secret.")
+        return _client(row)
+
+    async def authenticate_assertion(
+        self, assertion: object, audiences: list[str], redis: aioredis.Redis
+    ) -> Client:
+        """``private_key_jwt``: a client signs a one-time assertion with its key."""
+        try:
+            if not isinstance(assertion, str):
+                raise AssertionRefused("missing")
+            client_id = unverified_client_id(assertion)
+            row = await self.pool.fetchrow(
+                "SELECT * FROM oauth_clients WHERE client_id = $1", client_id
+            )
+            if row is None or row["disabled_at"] is not None or row["public_jwk"] is None:
+                raise AssertionRefused("unknown client or no registered key")
+            raw = row["public_jwk"]
+            jwk = raw if isinstance(raw, dict) else json.loads(raw)
+            jti = verify(assertion, jwk, client_id, audiences)
+        except AssertionRefused as exc:
+            log.info("client assertion refused", extra={"reason": str(exc)})
+            raise InvalidClient("The client assertion was not accepted.") from None
+        # One use per jti (RFC 7523 section 3, item 7), kept as long as it could be valid.
+        fresh = await redis.set(
+            f"oauth:jti:{client_id}:{token_hash(jti).hex()}", 1, nx=True, ex=MAX_LIFETIME + 10
+        )
+        if not fresh:
+            raise InvalidClient("This client assertion was already used.")
         return _client(row)
 
     async def rotate_secret(self, client_id: str, overlap: timedelta = timedelta(days=1)) -> str:

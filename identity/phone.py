@@ -3,6 +3,8 @@ numbers without a country code are read as mainland China (+86)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 from identity.errors import ValidationError
@@ -11,6 +13,14 @@ from identity.errors import ValidationError
 def normalise_phone(raw: object) -> str:
     if not isinstance(raw, str) or not raw.strip() or len(raw) > 32:
         raise ValidationError("phone", "A phone number is required.")
+    return _normalise(raw)
+
+
+# A sign-in parses the same number twice (code request, then exchange) within
+# minutes, at some 30 us a parse. Only valid numbers are cached (an invalid one
+# raises), so junk input cannot fill the cache.
+@lru_cache(maxsize=8192)
+def _normalise(raw: str) -> str:
     try:
         number = phonenumbers.parse(raw.strip(), "CN")
     except phonenumbers.NumberParseException:

@@ -48,6 +48,11 @@ class HttpSms:
                 timeout=5.0,
             )
         except httpx.HTTPError:
-            raise DependencyUnavailable("The SMS gateway could not be reached.") from None
+            raise DependencyUnavailable(
+                "The SMS gateway could not be reached; try again shortly.", retry_after=5
+            ) from None
         if resp.status_code >= 300:
-            raise DependencyUnavailable("The SMS gateway refused the message.")
+            # The gateway's answer (maybe echoing the key or number) is not passed on.
+            raise DependencyUnavailable(
+                "The SMS gateway did not accept the message; try again shortly.", retry_after=5
+            )

@@ -13,13 +13,13 @@ import secrets
 import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from identity.crypto import Vault, constant_time_equal, token_hash
+from identity.crypto import Vault, token_hash
 from identity.domain import Account, SecurityEvent, Session, TokenPair
 from identity.errors import (
     DependencyUnavailable,
@@ -36,6 +36,7 @@ from identity.ids import new_id
 from identity.phone import normalise_phone
 from identity.ports import SmsSender
 from identity.repository import IdentityRepository
+from identity.revocation import RevokedSessions
 from identity.tokens import TokenService
 
 T = TypeVar("T")
@@ -47,13 +48,52 @@ OTP_PER_PHONE_PER_HOUR = 10
 OTP_PER_IP_PER_HOUR = 100
 TOKEN_PER_IP_PER_MINUTE = 600
 
-# Atomically read the stored hash and count the attempt, only if the code exists
-# (HINCRBY alone would recreate an expired key without a TTL).
+# One round trip per step of a sign-in (both are on the hot path).
+#
+# Request a code: start the resend cool-down, count the code against the
+# per-phone and per-IP hourly limits, and store its hash only if all three allow.
+# KEYS: code, cool-down, per-phone counter, per-IP counter;
+# ARGV: hash, code TTL, cool-down, per-phone limit, per-IP limit.
+_REQUEST_OTP = """
+if not redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[3]) then
+  return {0, redis.call('TTL', KEYS[2])}
+end
+local phone = redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], 3600)
+local ip = redis.call('INCR', KEYS[4])
+redis.call('EXPIRE', KEYS[4], 3600)
+if phone > tonumber(ARGV[4]) or ip > tonumber(ARGV[5]) then return {2, 0} end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 'n', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return {1, 0}
+"""
+
+# Check a code: count the attempt (only if a code exists: HINCRBY alone would
+# recreate an expired key without a TTL) and, on a match, delete the code and the
+# cool-down in the same step, so that of two concurrent correct submissions only
+# one succeeds. Returns {attempts, matched}; attempts 0 means no code.
+# The comparison is of two keyed digests (HMAC under the master key), so its
+# timing tells an attacker nothing they could use to pick the next guess.
+# The token requests of the client IP are counted in the same step.
+# KEYS: code, cool-down, per-IP token counter;
+# ARGV: digest of the submitted code, attempt limit, per-IP token limit.
 _CHECK_OTP = """
+local tok = redis.call('INCR', KEYS[3])
+if tok == 1 then redis.call('EXPIRE', KEYS[3], 60) end
+if tok > tonumber(ARGV[3]) then return {-1, 0} end
 local h = redis.call('HGET', KEYS[1], 'h')
-if not h then return {0, ''} end
+if not h then return {0, 0} end
 local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-return {n, h}
+if n > tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return {n, 0}
+end
+if h == ARGV[1] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return {n, 1}
+end
+return {n, 0}
 """
 
 
@@ -77,6 +117,7 @@ class SignInService:
         sms: SmsSender,
         *,
         refresh_ttl: int = 30 * 24 * 3600,
+        revoked: RevokedSessions | None = None,
         otp_per_ip_per_hour: int = OTP_PER_IP_PER_HOUR,
         token_per_ip_per_minute: int = TOKEN_PER_IP_PER_MINUTE,
     ) -> None:
@@ -89,6 +130,8 @@ class SignInService:
         self.tokens = tokens
         self.sms = sms
         self.refresh_ttl = refresh_ttl
+        self.revoked = revoked
+        self._request_otp = redis.register_script(_REQUEST_OTP)
         self._check_otp = redis.register_script(_CHECK_OTP)
 
     def _key(self, phone: str) -> str:
@@ -101,29 +144,33 @@ class SignInService:
         phone = normalise_phone(raw_phone)
         key = self._key(phone)
         hour = int(time.time() // 3600)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(f"otp:cd:{key}", 1, nx=True, ex=OTP_COOLDOWN)
-        pipe.ttl(f"otp:cd:{key}")
-        pipe.incr(f"otp:ph:{key}:{hour}")
-        pipe.expire(f"otp:ph:{key}:{hour}", 3600)
-        pipe.incr(f"otp:ip:{ip}:{hour}")
-        pipe.expire(f"otp:ip:{ip}:{hour}", 3600)
-        fresh, ttl, per_phone, _, per_ip, _ = await _redis(pipe.execute())
-        if not fresh:
+        code = f"{secrets.randbelow(10**6):06d}"
+        digest = self.vault.secret_hash(f"{phone}:{code}", context="otp").hex()
+        status, ttl = await _redis(
+            self._request_otp(
+                keys=[f"otp:{key}", f"otp:cd:{key}", f"otp:ph:{key}:{hour}", f"otp:ip:{ip}:{hour}"],
+                args=[
+                    digest,
+                    OTP_TTL,
+                    OTP_COOLDOWN,
+                    OTP_PER_PHONE_PER_HOUR,
+                    self.otp_per_ip_per_hour,
+                ],
+            )
+        )
+        if int(status) == 0:
             raise OtpCooldown(
                 "A code was sent less than a minute ago.", retry_after=max(int(ttl), 1)
             )
-        retry = 3600 - int(time.time()) % 3600
-        if int(per_phone) > OTP_PER_PHONE_PER_HOUR or int(per_ip) > self.otp_per_ip_per_hour:
+        if int(status) == 2:
+            retry = 3600 - int(time.time()) % 3600
             raise RateLimited("Too many codes requested; try again later.", retry_after=retry)
-        code = f"{secrets.randbelow(10**6):06d}"
-        digest = self.vault.secret_hash(f"{phone}:{code}", context="otp").hex()
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(f"otp:{key}")
-        pipe.hset(f"otp:{key}", mapping={"h": digest, "n": 0})
-        pipe.expire(f"otp:{key}", OTP_TTL)
-        await _redis(pipe.execute())
-        await self.sms.send(phone, f"【i深圳】验证码 {code}，5分钟内有效。Your code is {code}.")
+        try:
+            await self.sms.send(phone, f"【i深圳】验证码 {code}，5分钟内有效。Your code is {code}.")
+        except DependencyUnavailable:
+            # The code never reached the phone: no cool-down for a message not sent.
+            await _redis(self.redis.delete(f"otp:{key}", f"otp:cd:{key}"))
+            raise
         return OTP_TTL
 
     async def sign_in_with_otp(
@@ -133,31 +180,29 @@ class SignInService:
         if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
             raise InvalidOtp("The code must be 6 digits.")
         key = self._key(phone)
-        attempts, stored = await _redis(self._check_otp(keys=[f"otp:{key}"]))
+        digest = self.vault.secret_hash(f"{phone}:{code}", context="otp").hex()
+        minute = int(time.time() // 60)
+        attempts, matched = await _redis(
+            self._check_otp(
+                keys=[f"otp:{key}", f"otp:cd:{key}", f"tok:ip:{ip}:{minute}"],
+                args=[digest, OTP_MAX_ATTEMPTS, self.token_per_ip_per_minute],
+            )
+        )
         attempts = int(attempts)
+        if attempts < 0:
+            raise RateLimited("Too many token requests.", retry_after=60 - int(time.time()) % 60)
         if attempts == 0:
-            await self._event(None, "sign-in-failed", {"reason": "no-code"}, ip)
-            raise InvalidOtp("The code is wrong or has expired; request a new one.")
+            await self._failed(phone, "no-code", ip)
+            raise InvalidOtp("The code is wrong, expired or already used; request a new one.")
         if attempts > OTP_MAX_ATTEMPTS:
-            await _redis(self.redis.delete(f"otp:{key}"))
             raise TooManyAttempts(
                 "Too many wrong codes; request a new code.", retry_after=OTP_COOLDOWN
             )
-        expected = bytes.fromhex(stored.decode() if isinstance(stored, bytes) else stored)
-        given = self.vault.secret_hash(f"{phone}:{code}", context="otp")
-        if not constant_time_equal(expected, given):
-            await self._event(None, "sign-in-failed", {"reason": "wrong-code"}, ip)
+        if not matched:
+            await self._failed(phone, "wrong-code", ip)
             raise InvalidOtp(
                 "The code is wrong.", attempts_left=max(OTP_MAX_ATTEMPTS - attempts, 0)
             )
-        # Single use: of two concurrent correct submissions only one deletes the code.
-        # The resend cool-down guards against SMS floods, not a fresh sign-in: cleared too.
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.delete(f"otp:{key}")
-        pipe.delete(f"otp:cd:{key}")
-        deleted, _ = await _redis(pipe.execute())
-        if not deleted:
-            raise InvalidOtp("The code was already used.")
         refresh = "rt_" + secrets.token_urlsafe(32)
         sid = new_id("ses")
         async with self.pool.acquire() as conn:
@@ -225,6 +270,7 @@ class SignInService:
                         {"session": reused_sid},
                         ip,
                     )
+        await self._ended(reused_sid)
         raise RefreshTokenReused(
             "This refresh token was already used, so the session was ended for safety."
         )
@@ -243,9 +289,11 @@ class SignInService:
             return
         async with self.pool.acquire() as conn, conn.transaction():
             session = await self.repo.session(conn, sid)
-            if session is not None and session.account_id == account_id:
-                await self.repo.revoke_session(conn, sid, "logout")
-                await self.repo.record_event(conn, account_id, "logout", {"session": sid}, ip)
+            if session is None or session.account_id != account_id:
+                return
+            await self.repo.revoke_session(conn, sid, "logout")
+            await self.repo.record_event(conn, account_id, "logout", {"session": sid}, ip)
+        await self._ended(sid)
 
     async def sessions(self, account_id: str) -> list[Session]:
         async with self.pool.acquire() as conn:
@@ -259,6 +307,12 @@ class SignInService:
                 raise NotFound("No such active session.")
             await self.repo.revoke_session(conn, sid, "revoked-by-user")
             await self.repo.record_event(conn, account_id, "session-revoked", {"session": sid}, ip)
+        await self._ended(sid)
+
+    async def _ended(self, sid: str) -> None:
+        # After the commit: the session's access tokens stop working on every worker.
+        if self.revoked is not None:
+            await self.revoked.revoke(sid)
 
     async def account(self, account_id: str) -> Account:
         async with self.pool.acquire() as conn:
@@ -278,11 +332,11 @@ class SignInService:
         async with self.pool.acquire() as conn:
             return await self.repo.sms_for(conn, phone, limit)
 
-    async def _event(
-        self, account_id: str | None, kind: str, detail: dict[str, Any], ip: str
-    ) -> None:
+    async def _failed(self, phone: str, reason: str, ip: str) -> None:
         async with self.pool.acquire() as conn:
-            await self.repo.record_event(conn, account_id, kind, detail, ip)
+            await self.repo.record_phone_event(
+                conn, phone, "sign-in-failed", {"reason": reason}, ip
+            )
 
 
 def _now() -> datetime:

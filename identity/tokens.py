@@ -7,6 +7,7 @@ the token header, ``iss``/``aud``/``exp`` checked.
 from __future__ import annotations
 
 import time
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,8 @@ class Principal:
 class TokenService:
     def __init__(self, ring: KeyRing, *, issuer: str, access_ttl: int = 600) -> None:
         self._cache: dict[str, tuple[Principal, float, str]] = {}
+        # Session ids ended before their tokens expire (``identity.revocation``).
+        self.revoked: Container[str] = frozenset()
         self.issuer = issuer
         self.access_ttl = access_ttl
         self.ring = ring
@@ -140,9 +143,13 @@ class TokenService:
         if hit is not None:
             principal, exp, kid = hit
             if now < exp and kid in self._live_kids:
+                if principal.sid is not None and principal.sid in self.revoked:
+                    raise InvalidToken("This session has ended; sign in again.")
                 return principal
             self._cache.pop(token, None)
         principal = self._verify_access(token)
+        if principal.sid is not None and principal.sid in self.revoked:
+            raise InvalidToken("This session has ended; sign in again.")
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))  # drop the oldest entry
         kid = str(jwt.get_unverified_header(token)["kid"])

@@ -30,8 +30,9 @@ from identity.consents import Consents
 from identity.crypto import Vault
 from identity.oauth.provider import OidcProvider
 from identity.organisations import Organisations
-from identity.ports import OutboxSms
+from identity.ports import HttpSms, OutboxSms, SmsSender
 from identity.repository import IdentityRepository
+from identity.revocation import RevokedSessions
 from identity.service import SignInService
 from identity.signing import RELOAD_INTERVAL, KeyRingStore
 from identity.tokens import TokenService
@@ -134,6 +135,7 @@ class Services:
     ratings: Ratings
     upstream_http: aiohttp.ClientSession
     face_executor: RespawningProcessPool | None = None
+    signin_pool: asyncpg.Pool | None = None  # identity's sign-in path (see build)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def reload_keys(self) -> None:
@@ -152,6 +154,8 @@ class Services:
         self.tasks.append(asyncio.create_task(self.payments_worker.run()))
         self.routes.start()
         self.usage.start()
+        if self.signin.revoked is not None:
+            self.tasks.append(asyncio.create_task(self.signin.revoked.listen()))
 
     async def close(self) -> None:
         for task in self.tasks:
@@ -168,6 +172,8 @@ class Services:
         await self.http.aclose()
         await self.redis.aclose()
         await self.pool.close()
+        if self.signin_pool is not None:
+            await self.signin_pool.close()
 
 
 async def _rollback_only(conn: asyncpg.Connection) -> None:
@@ -190,6 +196,17 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         command_timeout=30,
         reset=_rollback_only,
     )
+    # Sign-in's own small pool: that code keeps no session state (no SET, LISTEN,
+    # session advisory locks or cursors), so a returned connection skips asyncpg's
+    # reset query, a round trip per use on the hottest write path (asyncpg still
+    # rolls back a transaction left open).
+    signin_pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=1,
+        max_size=max(2, pool_size // 2),
+        command_timeout=30,
+        reset=_keep_session,
+    )
     redis = aioredis.Redis.from_url(
         settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0, max_connections=200
     )
@@ -200,14 +217,17 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
     tokens = TokenService(
         await keys.load(), issuer=settings.issuer, access_ttl=settings.access_token_ttl
     )
+    revoked = RevokedSessions(redis, ttl=settings.access_token_ttl)
+    tokens.revoked = revoked
     signin = SignInService(
-        pool,
+        signin_pool,
         redis,
         repo,
         vault,
         tokens,
-        OutboxSms(pool, repo),
+        sms_sender(settings, signin_pool, repo, http),
         refresh_ttl=settings.refresh_token_ttl,
+        revoked=revoked,
         otp_per_ip_per_hour=settings.otp_per_ip_per_hour,
         token_per_ip_per_minute=settings.token_per_ip_per_minute,
     )
@@ -256,6 +276,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
     return Services(
         settings=settings,
         pool=pool,
+        signin_pool=signin_pool,
         redis=redis,
         http=http,
         vault=vault,
@@ -300,6 +321,21 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
             trust_env=False,
         ),
     )
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    return None
+
+
+def sms_sender(
+    settings: Settings, pool: asyncpg.Pool, repo: IdentityRepository, http: httpx.AsyncClient
+) -> SmsSender:
+    """The SMS port: an HTTP gateway when ``SUPERAPP_SMS_URL`` is set, else the outbox."""
+    if settings.sms_url:
+        return HttpSms(settings.sms_url, settings.sms_api_key, http)
+    if settings.environment == "production":
+        log.warning("SUPERAPP_SMS_URL is not set: sign-in codes go to the outbox, not to phones")
+    return OutboxSms(pool, repo)
 
 
 def face_verifier(

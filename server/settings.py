@@ -69,6 +69,9 @@ class Settings:
     payments_time_scale: float = 1.0  # scales the webhook retry schedule (tests: 0.001)
     payments_tick: float = 1.0  # seconds between background passes when idle
     payments_poll_interval: float = 30.0  # seconds between channel queries of an open order
+    # SMS: empty sms_url keeps the outbox (messages stored, ``superapp sms outbox``).
+    sms_url: str = ""  # an HTTP SMS gateway (``POST {sms_url}/messages``, bearer key)
+    sms_api_key: str = field(default="", repr=False)
 
     @property
     def embedded_database(self) -> bool:
@@ -140,7 +143,11 @@ class Settings:
                 "SUPERAPP_REAL_NAME_ATTEMPTS_PER_DAY", 5, _int_range(1, 1000)
             ),
             face_attempts_per_day=r.get("SUPERAPP_FACE_ATTEMPTS_PER_DAY", 10, _int_range(1, 1000)),
+            sms_url=r.get("SUPERAPP_SMS_URL", "", _url(HTTP)),
+            sms_api_key=r.get("SUPERAPP_SMS_API_KEY", "", str),
         )
+        if settings.sms_url and not settings.sms_api_key:
+            raise SettingsError("SUPERAPP_SMS_API_KEY", "is required with SUPERAPP_SMS_URL")
         if settings.environment == "production" and settings.master_key is None:
             raise SettingsError("SUPERAPP_MASTER_KEY", "is required when SUPERAPP_ENV=production")
         if settings.environment == "production":

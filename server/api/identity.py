@@ -77,8 +77,7 @@ class TokenHandler(BaseHandler):
     async def post(self) -> None:
         body = self.json_body()
         grant = body.get("grant_type")
-        if grant == "otp":
-            await self.svc.signin.limit_token_requests(self.client_ip)
+        if grant == "otp":  # the per-IP token limit is counted with the code check
             device = str(body.get("device") or self.request.headers.get("User-Agent", ""))
             pair = await self.svc.signin.sign_in_with_otp(
                 body.get("phone"), body.get("code"), device=device, ip=self.client_ip

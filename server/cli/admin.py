@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from identity.errors import DomainError
+from identity.phone import normalise_phone
 from server.bootstrap import Services
 from server.cli.common import with_services
 from server.settings import Settings
@@ -101,10 +102,11 @@ def outbox(settings: Settings, args: argparse.Namespace) -> int:
         return await svc.signin.sms_outbox(args.phone, args.limit)
 
     try:
+        phone = normalise_phone(args.phone)  # the E.164 form the messages went to
         for sent_at, body in with_services(settings, job):
             print(
                 json.dumps(
-                    {"sent_at": sent_at.isoformat(), "phone": args.phone, "text": body},
+                    {"sent_at": sent_at.isoformat(), "phone": phone, "text": body},
                     ensure_ascii=False,
                 )
             )

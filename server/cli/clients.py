@@ -44,6 +44,11 @@ def register(sub: Any) -> None:
     )
     c.add_argument("--public", action="store_true", help="a public client (no secret; PKCE)")
     c.add_argument("--app-id", help="the mini-app this client belongs to")
+    c.add_argument(
+        "--public-jwk",
+        help="authenticate with private_key_jwt: a file holding the client's public JWK "
+        "(EC P-256 or Ed25519); no secret is issued",
+    )
     c.set_defaults(func=create)
 
 
@@ -53,6 +58,15 @@ def create(settings: Settings, args: argparse.Namespace) -> int:
     except DomainError as exc:
         print(f"superapp: {exc.code}: {exc.detail}", file=sys.stderr)
         return 1
+
+    jwk = None
+    if args.public_jwk:
+        try:
+            with open(args.public_jwk, encoding="utf-8") as f:
+                jwk = f.read()
+        except OSError as exc:
+            print(f"superapp: cannot read {args.public_jwk}: {exc.strerror}", file=sys.stderr)
+            return 1
 
     async def job(svc: Services) -> dict[str, Any]:
         async with svc.pool.acquire() as conn:
@@ -66,6 +80,7 @@ def create(settings: Settings, args: argparse.Namespace) -> int:
             redirect_uris=redirect_uris,
             allowed_scopes=tuple(args.scope),
             app_id=args.app_id,
+            public_jwk=jwk,
         )
         return {
             "client_id": client.client_id,

@@ -234,7 +234,7 @@ class LoginEndpoint(PageHandler):
             )
 
     async def sign_in(self, phone: str, code: str, return_to: str) -> None:
-        await self.svc.signin.limit_token_requests(self.client_ip)
+        # sign_in_with_otp counts the per-IP token limit with the code check.
         device = "Web sign-in: " + self.request.headers.get("User-Agent", "")[:150]
         pair = await self.svc.signin.sign_in_with_otp(phone, code, device=device, ip=self.client_ip)
         login_id = await self.svc.oidc.store.create_login(pair.account_id, pair.session_id)

@@ -1,6 +1,7 @@
 """Shared parts of the OAuth endpoints: form parsing (RFC 6749 form encoding,
 no repeated parameters) and client authentication (HTTP Basic,
-``client_secret`` in the body, or ``client_id`` alone for a public client)."""
+``client_secret`` in the body, a ``private_key_jwt`` assertion, or ``client_id``
+alone for a public client)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import base64
 import binascii
 from urllib.parse import unquote
 
+from identity.client_assertions import ASSERTION_TYPE
 from identity.clients import Client
 from identity.errors import DomainError, NotFound
 from identity.oauth.errors import OAuthError, invalid_client
@@ -34,7 +36,10 @@ class OAuthHandler(BaseHandler):
         return invalid_client()
 
     async def authenticate_client(self, form: dict[str, str]) -> Client:
-        """A confidential client by its secret (Basic or ``client_secret`` in the body)."""
+        """A confidential client by its secret (Basic or ``client_secret`` in the body)
+        or by a signed assertion (``private_key_jwt``)."""
+        if "client_assertion" in form or "client_assertion_type" in form:
+            return await self._by_assertion(form)
         header = self.request.headers.get("Authorization", "")
         client_id, secret = form.get("client_id"), form.get("client_secret")
         if header.lower().startswith("basic "):
@@ -51,10 +56,28 @@ class OAuthHandler(BaseHandler):
         except DomainError:
             raise self._fail_client() from None
 
+    async def _by_assertion(self, form: dict[str, str]) -> Client:
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            raise self._fail_client()
+        if self.request.headers.get("Authorization") or "client_secret" in form:
+            raise self._fail_client()  # one authentication method per request
+        issuer = self.svc.settings.issuer
+        try:
+            client = await self.svc.clients.authenticate_assertion(
+                form.get("client_assertion"),
+                [f"{issuer}/oauth2/token", issuer],
+                self.svc.redis,
+            )
+        except DomainError:
+            raise self._fail_client() from None
+        if form.get("client_id") not in (None, client.client_id):
+            raise self._fail_client()
+        return client
+
     async def client_for(self, form: dict[str, str]) -> Client:
         """Confidential clients must authenticate; a public client names itself."""
         basic = self.request.headers.get("Authorization", "").lower().startswith("basic ")
-        if basic or "client_secret" in form:
+        if basic or "client_secret" in form or "client_assertion" in form:
             return await self.authenticate_client(form)
         client_id = form.get("client_id")
         if not client_id:

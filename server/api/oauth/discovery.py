@@ -33,11 +33,14 @@ def metadata(issuer: str) -> dict[str, Any]:
         "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
             "none",
         ],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "EdDSA"],
         "revocation_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
             "none",
         ],
         "code_challenge_methods_supported": ["S256"],

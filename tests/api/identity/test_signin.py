@@ -105,9 +105,10 @@ async def test_refresh_rotates_and_reuse_revokes_the_session(api: Api, phone: st
         "/api/v1/identity/token", json={"grant_type": "refresh_token", "refresh_token": second}
     )
     assert resp.status_code == 401 and resp.json()["code"] == "session-revoked"
-    events = await api.get(
-        "/api/v1/identity/me/security-events", token=resp.request and tokens["access_token"]
-    )
+    # The ended session's access token is refused too; a new sign-in shows the event.
+    assert (await api.get("/api/v1/identity/me", token=tokens["access_token"])).status_code == 401
+    again = await api.sign_in(phone)
+    events = await api.get("/api/v1/identity/me/security-events", token=again["access_token"])
     assert "refresh-token-reused" in [e["kind"] for e in events.json()["events"]]
 
 
