@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAST_DATA_DIR = ""  # the data directory of the gateway started last
 
 
 def free_port() -> int:
@@ -61,12 +60,13 @@ def process(
 
 
 @contextlib.contextmanager
-def gateway(workers: int = 1, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """``superapp serve`` on a fresh embedded data directory (or SUPERAPP_* URLs if set)."""
+def gateway(
+    workers: int = 1, extra_env: dict[str, str] | None = None, data_dir: str | None = None
+) -> Iterator[str]:
+    """``superapp serve`` on an embedded data directory (fresh unless ``data_dir`` is
+    given: benches that read the server's database or master key pass their own)."""
     port = free_port()
-    global LAST_DATA_DIR
-    data = tempfile.mkdtemp(prefix="superapp-bench-")
-    LAST_DATA_DIR = data
+    data = data_dir or tempfile.mkdtemp(prefix="superapp-bench-")
     env = {
         "SUPERAPP_DATA_DIR": data,
         "SUPERAPP_PORT": str(port),

@@ -16,6 +16,7 @@ import asyncio
 import json
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -129,16 +130,17 @@ def main() -> None:
     p.add_argument("--signins", type=int, default=600)
     p.add_argument("--workers", type=int, default=2)
     args = p.parse_args()
-    with bare_tornado() as bare, gateway(workers=1) as gw:
-        token = asyncio.run(_token(gw))
+    first_dir = tempfile.mkdtemp(prefix="superapp-bench-")
+    with bare_tornado() as bare, gateway(workers=1, data_dir=first_dir) as gw:
+        token = asyncio.run(_token(gw, first_dir))
         hdr = {"Authorization": f"Bearer {token}"}
         wrk(bare + "/me", seconds=1)
         wrk(gw + "/api/v1/identity/me", seconds=1, headers=hdr)
         ref = best_of(args.runs, wrk, bare + "/me", seconds=args.seconds)
         me = best_of(args.runs, wrk, gw + "/api/v1/identity/me", seconds=args.seconds, headers=hdr)
     ratio = me["rps"] / ref["rps"]
-    with gateway(workers=args.workers) as gw:
-        data_dir = _data_dir_of(gw)
+    data_dir = tempfile.mkdtemp(prefix="superapp-bench-")
+    with gateway(workers=args.workers, data_dir=data_dir) as gw:
         s = asyncio.run(signins(gw, args.signins, 64, data_dir))
     print(
         json.dumps(
@@ -163,8 +165,7 @@ def main() -> None:
     )
 
 
-async def _token(base: str) -> str:
-    data_dir = _data_dir_of(base)
+async def _token(base: str, data_dir: str) -> str:
     import asyncpg
 
     from identity.crypto import Vault
@@ -187,12 +188,6 @@ async def _token(base: str) -> str:
             "/api/v1/identity/token", json={"grant_type": "otp", "phone": phone, "code": code}
         )
         return str(r.json()["access_token"])
-
-
-def _data_dir_of(base: str) -> str:
-    import bench.common as c
-
-    return c.LAST_DATA_DIR
 
 
 if __name__ == "__main__":

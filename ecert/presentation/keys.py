@@ -17,18 +17,18 @@ W3C Verifiable Credentials data model.
 from __future__ import annotations
 
 import base64
-import hashlib
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ecert.errors import CredentialInvalid
+from identity import keys as identity_keys
 from identity.errors import DomainError
+from identity.keys import kid_for
 
 KID_BYTES = 8
 CREDENTIAL_TYP = "ecert+jwt"
@@ -50,14 +50,7 @@ def b64url_decode(text: str) -> bytes:
 
 
 def kid_bytes_for(public_key: ec.EllipticCurvePublicKey) -> bytes:
-    spki = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(spki).digest()[:KID_BYTES]
-
-
-def kid_for(public_key: ec.EllipticCurvePublicKey) -> str:
-    return b64url(kid_bytes_for(public_key))
+    return kid_bytes(kid_for(public_key))
 
 
 def kid_bytes(kid: str) -> bytes:
@@ -71,16 +64,7 @@ def kid_text(kid: bytes) -> str:
 def public_jwk(public_key: ec.EllipticCurvePublicKey, kid: str) -> dict[str, str]:
     if not isinstance(public_key.curve, ec.SECP256R1):
         raise TypeError("only P-256 keys are published")
-    numbers = public_key.public_numbers()
-    return {
-        "kty": "EC",
-        "crv": "P-256",
-        "x": b64url(numbers.x.to_bytes(32, "big")),
-        "y": b64url(numbers.y.to_bytes(32, "big")),
-        "kid": kid,
-        "alg": "ES256",
-        "use": "sig",
-    }
+    return identity_keys.public_jwk(public_key, kid)
 
 
 def public_key_from_jwk(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:

@@ -23,29 +23,14 @@ from typing import Literal, cast
 
 from pypinyin import lazy_pinyin
 
+from miniapps.domain import CATEGORIES as DOMAIN_CATEGORIES
 from server.demo.shenzhen_units import BY_CODE, DISTRICTS
 
 AppKind = Literal["service", "life"]
 ALL_DISTRICTS = tuple(DISTRICTS)
 
-CATEGORIES: dict[str, str] = {
-    "hospital": "医疗挂号",
-    "social-security": "社会保障",
-    "provident-fund": "住房公积金",
-    "traffic": "交通违法",
-    "utilities": "水电燃气",
-    "education": "教育",
-    "business": "企业开办",
-    "tax": "税务",
-    "public-security": "公安服务",
-    "transport": "出行",
-    "housing": "住房",
-    "civil-affairs": "民政",
-    "community": "社区服务",
-    "culture-sports": "文体旅游",
-    "health": "卫生健康",
-    "employment": "就业创业",
-}
+# One category table: the platform's own (the catalog filters by these codes).
+CATEGORIES = DOMAIN_CATEGORIES
 
 _BASE = ("openid", "profile")
 SCOPES: dict[str, tuple[str, ...]] = {
