@@ -311,7 +311,7 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         routes=routes,
         gateway=GatewayCore(routes, RateLimiter(redis), vault, consents, pool, mrepo),
         usage=usage,
-        catalog=Catalog(pool),
+        catalog=Catalog(pool, mrepo),
         ratings=Ratings(pool, mrepo, orgs, usage),
         # The gateway's pooled keep-alive client; no proxy from the environment, since
         # it connects to the SSRF-checked address; redirects are passed on, not followed.

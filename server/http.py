@@ -179,10 +179,10 @@ class BaseHandler(tornado.web.RequestHandler):
             raise ValidationError(name, f"Must be a whole number from {lo} to {hi}.")
         return int(raw)
 
-    def send_json(self, value: Any, status: int = 200) -> None:
+    def send_json(self, value: Any, status: int = 200, *, cache: str = "no-store") -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
+        self.set_header("Cache-Control", cache)
         self.finish(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
 
     # errors ------------------------------------------------------------------------------

@@ -70,6 +70,8 @@ def op(
         operation["security"] = [{"bearer": []}]
     elif auth == "client":
         operation["security"] = [{"bearer": []}, {"clientBasic": []}]
+    elif auth == "optional":  # anonymous or signed in: the answer depends on who asks
+        operation["security"] = [{}, {"bearer": []}]
     if query:
         operation["parameters"] = [
             {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}

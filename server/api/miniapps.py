@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from identity.pairwise import pairwise_sub
+from miniapps.catalog import Viewer
 from server.http import BaseHandler, route
 from server.openapi import ANY_OBJ, BOOL, INT, STR, arr, obj, op
 
@@ -257,7 +259,8 @@ class CatalogHandler(BaseHandler):
             response=obj(
                 ["items", "page", "has_more"], items=arr(CATALOG_ITEM), page=INT, has_more=BOOL
             ),
-            errors=(422,),
+            auth="optional",
+            errors=(401, 422),
             query=("q", "category", "unit", "district", "kind", "page"),
         )
     }
@@ -271,16 +274,38 @@ class CatalogHandler(BaseHandler):
             district=arg("district", None),
             kind=arg("kind", None),
             page=self.query_int("page", 1, 1, 1000),
+            viewer=self.viewer(),
         )
-        self.set_header("Cache-Control", "public, max-age=30")
-        self.send_json(result)
+        self.send_json(result, cache=self.cache_policy())
+
+    def viewer(self) -> Viewer | None:
+        """The signed-in citizen, whose gray releases shape what they see."""
+        who = self.principal
+        if who is None or who.kind != "user":
+            return None
+        vault = self.svc.vault
+        return Viewer(who.sub, who.acr, lambda unit: pairwise_sub(vault, who.sub, sector=unit))
+
+    def cache_policy(self) -> str:
+        """Anonymous answers are shared by every cache for 30 s; a citizen's only by theirs."""
+        self.set_header("Vary", "Authorization")
+        return "private, max-age=30" if self.principal else "public, max-age=30"
 
 
-class CatalogEntryHandler(BaseHandler):
-    openapi = {"get": op("One released mini-app", tag=TAG, response=CATALOG_ITEM, errors=(404,))}
+class CatalogEntryHandler(CatalogHandler):
+    openapi = {
+        "get": op(
+            "One released mini-app (an app in a first gray release only for citizens inside it)",
+            tag=TAG,
+            response=CATALOG_ITEM,
+            auth="optional",
+            errors=(401, 404),
+        )
+    }
 
-    async def get(self, app_id: str) -> None:
-        self.send_json(await self.svc.catalog.entry(app_id))
+    async def get(self, app_id: str) -> None:  # type: ignore[override]
+        entry = await self.svc.catalog.entry(app_id, self.viewer())
+        self.send_json(entry, cache=self.cache_policy())
 
 
 class RatingsHandler(BaseHandler):

@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from tests.api.miniapps.conftest import Unit, citizen
+from tests.api.miniapps.conftest import Unit, citizen, manifest
 from tests.support import Api
 
 pytestmark = pytest.mark.asyncio
@@ -82,3 +82,63 @@ async def test_two_concurrent_ratings_of_one_use_count_once(
     followups = (await api.get(f"/api/v1/units/{unit.id}/followups", token=unit.admin)).json()
     score = next(r.json()["score"] for r in results if r.status_code == 201)
     assert len(followups["items"]) == (1 if score <= 2 else 0)
+
+
+async def test_catalog_follows_gray_releases_per_citizen(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    tag = secrets.token_hex(3)
+    # A first release to 30% of Nanshan: only the citizens inside see the app at all.
+    first = await unit.register(echo_url, name_zh="灰度首发" + tag, name_en="First " + tag)
+    await unit.approve(first)
+    await unit.release(first, percent=30, cohort={"districts": ["440305"]})
+    inside = await citizen(
+        api, app_id=first, unit_id=unit.id, inside=True, percent=30, district="440305"
+    )
+    outside = await citizen(
+        api, app_id=first, unit_id=unit.id, inside=False, percent=30, district="440305"
+    )
+    elsewhere = await citizen(
+        api, app_id=first, unit_id=unit.id, inside=True, percent=30, district="440303"
+    )
+
+    async def listed(token: str | None) -> list[str]:
+        resp = await api.get("/api/v1/catalog", params={"unit": unit.id}, token=token)
+        assert resp.status_code == 200
+        return [i["app_id"] for i in resp.json()["items"]]
+
+    assert await listed(None) == []
+    assert await listed(inside["token"]) == [first]
+    assert await listed(outside["token"]) == []
+    assert await listed(elsewhere["token"]) == []
+    assert (await api.get(f"/api/v1/catalog/{first}")).status_code == 404
+    resp = await api.get(f"/api/v1/catalog/{first}", token=inside["token"])
+    assert resp.status_code == 200 and resp.json()["version"] == "1.0.0"
+    assert "private" in resp.headers["Cache-Control"]
+    resp = await api.get("/api/v1/catalog", params={"q": "灰度首发" + tag}, token=outside["token"])
+    assert resp.json()["items"] == []
+    resp = await api.get("/api/v1/catalog", params={"q": "灰度首发" + tag}, token=inside["token"])
+    assert [i["app_id"] for i in resp.json()["items"]] == [first]
+
+    # A second version in gray over a full release: everyone sees the app, each their version.
+    await unit.release(first)
+    assert await listed(None) == [first]
+    resp = await api.post(
+        f"/api/v1/miniapps/{first}/versions",
+        token=unit.dev,
+        json={"version": "2.0.0", "manifest": manifest(echo_url)},
+    )
+    assert resp.status_code == 201, resp.text
+    await unit.approve(first, "2.0.0")
+    await unit.release(first, "2.0.0", percent=30, cohort={"districts": ["440305"]})
+    versions = {}
+    for who, token in (("anon", None), ("in", inside["token"]), ("out", outside["token"])):
+        resp = await api.get(f"/api/v1/catalog/{first}", token=token)
+        versions[who] = resp.json()["version"]
+    assert versions == {"anon": "1.0.0", "in": "2.0.0", "out": "1.0.0"}
+    # A bad token is refused rather than silently treated as anonymous.
+    resp = await api.get("/api/v1/catalog", token="not-a-token")
+    assert resp.status_code == 401
+    resp = await api.get("/api/v1/catalog", params={"unit": unit.id})
+    assert resp.headers["Cache-Control"] == "public, max-age=30"
+    assert resp.headers["Vary"] == "Authorization"
