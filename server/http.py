@@ -166,9 +166,12 @@ class BaseHandler(tornado.web.RequestHandler):
         """Parse a form or multipart body (OAuth endpoints, uploads, channel callbacks)."""
         args: dict[str, list[bytes]] = {}
         files: dict[str, list[Any]] = {}
-        tornado.httputil.parse_body_arguments(
-            self.request.headers.get("Content-Type", ""), self.body(), args, files
-        )
+        try:
+            tornado.httputil.parse_body_arguments(
+                self.request.headers.get("Content-Type", ""), self.body(), args, files
+            )
+        except tornado.httputil.HTTPInputError as e:  # e.g. multipart without a boundary
+            raise DomainErrorInvalidForm(f"The body is not a valid form: {e}") from None
         return args, files
 
     def query_int(self, name: str, default: int, lo: int, hi: int) -> int:
@@ -252,6 +255,12 @@ class DomainErrorInvalidJson(DomainError):
     code = "invalid-json"
     kind = "invalid"
     title = "The body is not valid JSON"
+
+
+class DomainErrorInvalidForm(DomainError):
+    code = "invalid-form"
+    kind = "invalid"
+    title = "The body is not a valid form"
 
 
 class NotFoundHandler(BaseHandler):

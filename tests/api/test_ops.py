@@ -6,7 +6,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from server.app import ROUTES
-from tests.support import Api
+from tests.support import Api, random_phone
 
 pytestmark = pytest.mark.asyncio
 
@@ -46,6 +46,18 @@ async def test_malformed_json_is_400(api: Api) -> None:
     assert resp.json()["code"] == "invalid-json"
     resp = await api.post("/api/v1/identity/otp", json=["not", "an", "object"])
     assert resp.json()["code"] == "invalid-json"
+
+
+async def test_malformed_multipart_is_400(api: Api) -> None:
+    tokens = await api.sign_in(random_phone())
+    resp = await api.post(
+        "/api/v1/identity/me/face",
+        token=tokens["access_token"],
+        content=b"x",
+        headers={"Content-Type": "multipart/form-data"},
+    )
+    assert resp.status_code == 400
+    assert resp.json()["code"] == "invalid-form"
 
 
 async def test_wrong_content_type_is_415(api: Api) -> None:
