@@ -105,6 +105,14 @@ class MiniAppUnavailable(DomainError):
     title = "This mini-app is not available now"
 
 
+class InvalidGatewayPath(DomainError):
+    """A path the gateway will not forward (a dot segment could climb above the app's base)."""
+
+    code = "invalid-path"
+    kind = "invalid"
+    title = "This path cannot be forwarded"
+
+
 class NotInRelease(DomainError):
     """The app's first release is in gray and this citizen is outside it."""
 

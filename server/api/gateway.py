@@ -16,16 +16,23 @@ the upstream's circuit breaker.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 import aiohttp
 import tornado.web
 from yarl import URL
 
 from identity.tokens import Principal
-from miniapps.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
+from miniapps.errors import (
+    InvalidGatewayPath,
+    UpstreamResponseTooLarge,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 from miniapps.gateway import Admission
 from server.http import BaseHandler, route
 from server.openapi import op
@@ -53,12 +60,31 @@ _RESPONSE_DROP = frozenset(("connection", "keep-alive", "transfer-encoding", "tr
                             "proxy-authenticate", "server", "date"))  # fmt: skip
 
 
+# RFC 3986 pchar plus "/" and "%" (escapes the client sent stay as sent).
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_SEPARATORS = re.compile(r"[/\\]")
+
+
+def upstream_path(raw_path: str) -> str:
+    """What follows ``/m/{app_id}/`` in the raw request path, as the upstream gets it.
+
+    Forwarded as the client encoded it (an escaped ``/`` stays data; the decoded
+    form could hold control characters no request line may carry), with anything
+    not allowed in a URL path escaped. A dot segment, even escaped (``%2e%2e``,
+    ``..%2f``), is refused: it could climb above the app's upstream base path.
+    """
+    rest = raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else ""
+    if any(part in (".", "..") for part in _SEPARATORS.split(unquote(rest))):
+        raise InvalidGatewayPath("Dot segments ('.' and '..') are not forwarded.")
+    return quote(rest, safe=_PATH_SAFE)
+
+
 def _proxy_op(method: str) -> dict[str, Any]:
     return op(
         f"Proxy a {method} to the mini-app's upstream with an identity assertion",
         tag="gateway",
         auth="user",
-        errors=(401, 403, 404, 429, 502, 503, 504),
+        errors=(400, 401, 403, 404, 429, 502, 503, 504),
         content_type="*/*",
     )
 
@@ -77,6 +103,7 @@ class GatewayHandler(BaseHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         """Admit before reading the body, then stream the body upstream as it arrives."""
         super().prepare()
+        self._path = upstream_path(self.request.path)
         self._who = self._citizen()
         self._adm = await self.svc.gateway.admit(
             self.path_kwargs["app_id"], self._who, self.request_id
@@ -168,7 +195,7 @@ class GatewayHandler(BaseHandler):
         base = up.path.rstrip("/")
         query = f"?{self.request.query}" if self.request.query else ""
         # The URL names the checked address, so no second DNS lookup can redirect us.
-        path = self.path_kwargs["path"]
+        path = self._path
         url = URL(f"{up.scheme}://{host}:{up.port}{base}/{path}{query}", encoded=True)
         timeout = adm.version.timeout
         headers = self._upstream_headers(adm)

@@ -60,7 +60,8 @@ def _wait_ready(
     raise AssertionError("server not ready in time")
 
 
-def _sign_in(url: str, env: dict[str, str], phone: str) -> str:
+def _access_token(url: str, env: dict[str, str], phone: str) -> str:
+    """Sign in by OTP, reading the code from the development SMS outbox through the CLI."""
     assert httpx.post(url + "/api/v1/identity/otp", json={"phone": phone}).status_code == 202
     out = _cli(env, "sms", "outbox", "--phone", phone)
     assert out.returncode == 0, out.stderr
@@ -71,10 +72,12 @@ def _sign_in(url: str, env: dict[str, str], phone: str) -> str:
         json={"grant_type": "otp", "phone": phone, "code": code.group(1)},
     )
     assert resp.status_code == 200, resp.text
-    me = httpx.get(
-        url + "/api/v1/identity/me",
-        headers={"Authorization": "Bearer " + resp.json()["access_token"]},
-    )
+    return str(resp.json()["access_token"])
+
+
+def _sign_in(url: str, env: dict[str, str], phone: str) -> str:
+    token = _access_token(url, env, phone)
+    me = httpx.get(url + "/api/v1/identity/me", headers={"Authorization": "Bearer " + token})
     return str(me.json()["sub"])
 
 

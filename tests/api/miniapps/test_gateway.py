@@ -44,6 +44,20 @@ async def test_upstream_5xx_passes_through(api: Api, unit: Unit, echo_url: str) 
     assert resp.status_code == 503 and resp.json()["path"] == "/status/503"
 
 
+async def test_paths_are_forwarded_as_encoded_and_never_climb(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    app_id = await unit.live(echo_url + "/svc")
+    who = await citizen(api)
+    # An escaped control character or slash stays escaped: data, not structure.
+    resp = await api.get(f"/m/{app_id}/a%19b%2Fc/%E5%85%AC?x=1", token=who["token"])
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["path"] == "/svc/a%19b%2Fc/%E5%85%AC"
+    for climb in ("%2e%2e/admin", "a/..%2F..%2Fadmin", "a/%2E/b", "..%5cadmin"):
+        resp = await api.get(f"/m/{app_id}/{climb}", token=who["token"])
+        assert resp.status_code == 400 and resp.json()["code"] == "invalid-path", climb
+
+
 async def test_post_body_and_redirects_are_passed_on(api: Api, unit: Unit, echo_url: str) -> None:
     app_id = await unit.live(echo_url)
     who = await citizen(api)

@@ -1,0 +1,89 @@
+"""No 5xx for anything a client can send: schemathesis generates requests for every
+operation in ``/openapi.json`` (valid and invalid bodies, query strings, path
+parameters, stateful sequences) against ``superapp serve --demo``, signed in as each
+demo role, and fails on any server error or on a response that is not the declared
+kind (every error must be problem+json).
+
+Slow (about a minute per role): runs once in CI with ``SUPERAPP_SLOW_TESTS=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_serve import _access_token, _cli, _env, _free_port, _wait_ready
+
+pytestmark = pytest.mark.slow
+
+ROLES = ("citizen", "platform_admin", "unit_admin", "counter_staff")
+
+
+@pytest.mark.timeout(900)
+def test_no_server_error_for_generated_requests() -> None:
+    data = Path(tempfile.mkdtemp(prefix="superapp-fuzz-"))
+    port = _free_port()
+    env = _env(data, port)
+    env["SUPERAPP_LOG_LEVEL"] = "WARNING"
+    env["SUPERAPP_OTP_PER_IP_PER_HOUR"] = "100000"
+    env["SUPERAPP_TOKEN_PER_IP_PER_MINUTE"] = "100000"
+    url = f"http://127.0.0.1:{port}"
+    log = data / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--demo", "--workers", "1"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(url, proc, log, timeout=180)
+        demo = json.loads(_cli(env, "demo", "--json").stdout)
+        failures = []
+        for role in ROLES:
+            token = _access_token(url, env, demo["accounts"][role]["phone"])
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "schemathesis.cli",
+                    "run",
+                    url + "/openapi.json",
+                    "--checks",
+                    "not_a_server_error,content_type_conformance",
+                    "--header",
+                    f"Authorization: Bearer {token}",
+                    "--max-examples",
+                    "8",
+                    "--seed",
+                    "20261122",
+                    "--workers",
+                    "2",
+                    "--no-color",
+                    # Signing out mid-run would only turn the rest of the run into 401s.
+                    "--exclude-path",
+                    "/api/v1/identity/logout",
+                    "--exclude-path",
+                    "/oauth2/revoke",
+                ],  # fmt: skip
+                env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            if run.returncode != 0:
+                report = (
+                    run.stdout[run.stdout.find("FAILURES") :] if "FAILURES" in run.stdout else ""
+                )
+                failures.append(f"--- as {role} ---\n{report[:8000]}{run.stderr[-2000:]}")
+        assert not failures, "\n".join(failures)
+        assert b"Traceback" not in log.read_bytes()
+    finally:
+        proc.terminate()
+        proc.wait(60)
