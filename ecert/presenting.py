@@ -140,7 +140,7 @@ class Presentations:
     def _list_id(self, uri: str) -> int | None:
         prefix = self.base_url + "/sl/"
         tail = uri[len(prefix) :] if uri.startswith(prefix) else ""
-        return int(tail) if tail.isdigit() and len(tail) < 10 else None
+        return int(tail) if tail.isascii() and tail.isdigit() and len(tail) < 10 else None
 
     def _platform_key(self, kid: bytes) -> ec.EllipticCurvePublicKey | None:
         found = self.tokens.ring.public_key(kid_text(kid))

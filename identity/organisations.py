@@ -72,7 +72,7 @@ class Organisations:
         if kind not in UNIT_KINDS:
             raise ValidationError("kind", f"Must be one of {', '.join(UNIT_KINDS)}.")
         district = _text("district_code", district_code, 6)
-        if not (district.isdigit() and len(district) == 6):
+        if not (district.isascii() and district.isdigit() and len(district) == 6):
             raise ValidationError("district_code", "Must be a 6-digit administrative code.")
         async with self.pool.acquire() as conn:
             return await self.repo.create_unit(

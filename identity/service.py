@@ -177,7 +177,7 @@ class SignInService:
         self, raw_phone: object, code: object, *, device: str, ip: str
     ) -> TokenPair:
         phone = normalise_phone(raw_phone)
-        if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
+        if not isinstance(code, str) or not (code.isascii() and code.isdigit()) or len(code) != 6:
             raise InvalidOtp("The code must be 6 digits.")
         key = self._key(phone)
         digest = self.vault.secret_hash(f"{phone}:{code}", context="otp").hex()

@@ -84,7 +84,7 @@ class BaseHandler(tornado.web.RequestHandler):
         cap = self._cap
         length = self.request.headers.get("Content-Length")
         if length is not None:
-            if not length.isdigit():
+            if not (length.isascii() and length.isdigit()):
                 raise tornado.web.HTTPError(400, "Content-Length is not a number.")
             if int(length) > cap:
                 raise tornado.web.HTTPError(413, f"The body may be at most {cap} bytes.")
@@ -178,7 +178,8 @@ class BaseHandler(tornado.web.RequestHandler):
         raw = self.get_query_argument(name, None)
         if raw is None or raw == "":
             return default
-        if not raw.lstrip("-").isdigit() or not lo <= int(raw) <= hi:
+        digits = raw.removeprefix("-")
+        if not (digits.isascii() and digits.isdigit()) or not lo <= int(raw) <= hi:
             raise ValidationError(name, f"Must be a whole number from {lo} to {hi}.")
         return int(raw)
 

@@ -141,7 +141,7 @@ class HttpPopulationRegistry:
         if status == 429 or status >= 500:
             log.warning("population registry unwell: POST %s -> HTTP %d", path, status)
             retry = response.headers.get("Retry-After", "")
-            extra = {"retry_after": int(retry)} if retry.isdigit() else {}
+            extra = {"retry_after": int(retry)} if retry.isascii() and retry.isdigit() else {}
             raise RegistryUnavailable(f"The population registry answered HTTP {status}.", **extra)
         if status not in (200, 404):
             log.warning("population registry: POST %s -> unexpected HTTP %d", path, status)

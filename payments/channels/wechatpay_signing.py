@@ -122,7 +122,7 @@ def verify_signed(
     if not rsa.verify(key, response_message(ts, nc, body), signature):
         raise CallbackBadSignature("signature does not match")
     # Checked after the signature so that the timestamp itself is authentic.
-    if not ts.isdigit():
+    if not (ts.isascii() and ts.isdigit()):
         raise CallbackBadSignature("malformed timestamp")
     sent = dt.datetime.fromtimestamp(int(ts), dt.UTC)
     if abs(now - sent) > MAX_SKEW:

@@ -334,7 +334,7 @@ class StatusListHandler(BaseHandler):
     }
 
     async def get(self, list_id: str) -> None:
-        if not list_id.isdigit() or len(list_id) > 9:
+        if not (list_id.isascii() and list_id.isdigit()) or len(list_id) > 9:
             raise NotFound("No such status list.")
         token = await self.svc.presentations.status_list_token(int(list_id))
         self.set_header("Content-Type", "application/statuslist+jwt")

@@ -226,7 +226,7 @@ class GatewayHandler(BaseHandler):
         """Stream the upstream's answer back; return its status."""
         try:
             length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > MAX_RESPONSE_BODY:
+            if length and length.isascii() and length.isdigit() and int(length) > MAX_RESPONSE_BODY:
                 raise UpstreamResponseTooLarge(f"At most {MAX_RESPONSE_BODY} bytes.")
             self.set_status(response.status, response.reason or None)
             self.clear_header("Content-Type")

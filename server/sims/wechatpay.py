@@ -59,7 +59,7 @@ class V3Handler(tornado.web.RequestHandler):
         if key is None:
             return self.fail(401, "SIGN_ERROR", "unknown merchant certificate serial")
         ts = fields["timestamp"]
-        if not ts.isdigit() or abs(trades.now().timestamp() - int(ts)) > 300:
+        if not (ts.isascii() and ts.isdigit()) or abs(trades.now().timestamp() - int(ts)) > 300:
             return self.fail(401, "SIGN_ERROR", "timestamp outside the 5-minute window")
         try:
             body = self.request.body.decode("utf-8")
