@@ -88,6 +88,8 @@ class BaseHandler(tornado.web.RequestHandler):
                 raise tornado.web.HTTPError(400, "Content-Length is not a number.")
             if int(length) > cap:
                 raise tornado.web.HTTPError(413, f"The body may be at most {cap} bytes.")
+        if any("\x00" in v for v in self.path_kwargs.values() if v):
+            raise tornado.web.HTTPError(404)  # no id or name holds NUL (PostgreSQL text can't)
         if self.request.method in ("POST", "PUT", "PATCH") and hasattr(
             self.request.connection, "set_max_body_size"
         ):
@@ -160,6 +162,8 @@ class BaseHandler(tornado.web.RequestHandler):
             raise DomainErrorInvalidJson("The body is not valid JSON.") from None
         if not isinstance(value, dict):
             raise DomainErrorInvalidJson("The body must be a JSON object.")
+        if b"\\u" in raw and _unstorable(value):  # the byte search keeps the common case free
+            raise DomainErrorInvalidJson("Strings may not hold NUL (\\u0000) or lone surrogates.")
         return value
 
     def form_body(self) -> tuple[dict[str, list[bytes]], dict[str, list[Any]]]:
@@ -172,6 +176,8 @@ class BaseHandler(tornado.web.RequestHandler):
             )
         except tornado.httputil.HTTPInputError as e:  # e.g. multipart without a boundary
             raise DomainErrorInvalidForm(f"The body is not a valid form: {e}") from None
+        if any(b"\x00" in v for values in args.values() for v in values):
+            raise DomainErrorInvalidForm("Form values may not contain NUL (%00).")
         return args, files
 
     def query_int(self, name: str, default: int, lo: int, hi: int) -> int:
@@ -250,6 +256,24 @@ class BaseHandler(tornado.web.RequestHandler):
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self._started
+
+
+def _unstorable(value: Any) -> bool:
+    """Whether a decoded JSON value holds a string PostgreSQL text cannot store: NUL, or
+    a lone surrogate (``\\ud800``) that has no UTF-8 form."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return True
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(v) for v in value)
+    return False
 
 
 class DomainErrorInvalidJson(DomainError):

@@ -34,6 +34,8 @@ STR: dict[str, Any] = {"type": "string"}
 INT: dict[str, Any] = {"type": "integer"}
 BOOL: dict[str, Any] = {"type": "boolean"}
 ANY_OBJ: dict[str, Any] = {"type": "object"}
+NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
+NULLABLE_INT: dict[str, Any] = {"type": ["integer", "null"]}
 
 
 def arr(items: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +65,14 @@ def op(
     if response is not None:
         ok["content"] = {content_type: {"schema": response}}
     responses: dict[str, Any] = {str(status): ok}
-    for code in sorted({*errors, 400} if request else set(errors)):
+    implied = {503}  # dependency-unavailable: PostgreSQL or Redis down, on any route
+    if request is not None:
+        implied |= {400, 422}  # a body that is not JSON / not the declared type; a bad field
+    if query:
+        implied.add(422)  # a bad query parameter
+    if auth is not None:
+        implied.add(401)  # no token, or a bad one (also where sign-in is optional)
+    for code in sorted({*errors, *implied}):
         responses[str(code)] = {"$ref": "#/components/responses/Problem"}
     operation["responses"] = responses
     if auth == "user":

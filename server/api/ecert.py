@@ -13,7 +13,7 @@ from ecert.domain import PROFILES, Certificate, CertType
 from ecert.presentation.qr import render_png, render_svg
 from identity.errors import NotFound
 from server.http import BaseHandler, route
-from server.openapi import ANY_OBJ, BOOL, STR, arr, obj, op
+from server.openapi import ANY_OBJ, BOOL, NULLABLE_STR, STR, arr, obj, op
 
 TAG = "ecert"
 CERT = obj(
@@ -25,7 +25,7 @@ CERT = obj(
     issuer_unit_id=STR,
     doc_number=STR,
     status=STR,
-    status_reason=STR,
+    status_reason=NULLABLE_STR,
     valid_from=STR,
     valid_until=STR,
     issued_at=STR,

@@ -8,7 +8,7 @@ from typing import Any
 from identity.domain import Session, Unit
 from identity.errors import UnsupportedGrant
 from server.http import BaseHandler, route
-from server.openapi import ANY_OBJ, INT, STR, arr, obj, op
+from server.openapi import ANY_OBJ, INT, NULLABLE_INT, STR, arr, obj, op
 
 TOKEN_RESPONSE = obj(
     ["access_token", "token_type", "expires_in", "refresh_token"],
@@ -185,7 +185,7 @@ class SecurityEventsHandler(BaseHandler):
         "get": op(
             "My security log (sign-ins, failures, consent changes, verifications)",
             tag="identity",
-            response=obj(["events"], events=arr(ANY_OBJ), next_before=INT),
+            response=obj(["events"], events=arr(ANY_OBJ), next_before=NULLABLE_INT),
             auth="user",
             errors=(401,),
             query=("before", "limit"),

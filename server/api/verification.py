@@ -14,12 +14,11 @@ from identity.errors import ValidationError
 from identity.verification.domain import RealNameStatus
 from identity.verification.images import MAX_IMAGE_BYTES
 from server.http import BaseHandler, route
-from server.openapi import STR, obj, op
+from server.openapi import NULLABLE_STR, STR, obj, op
 
 # Multipart framing around a 5 MiB image; the image itself is capped at 5 MiB (422 above).
 FACE_MAX_BODY = MAX_IMAGE_BYTES + 64 * 1024
 IMAGE_TYPES = ("image/jpeg", "image/png")
-NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
 LEVEL: dict[str, Any] = {"enum": ["L1", "L2", "L3"]}
 
 STATUS = obj(

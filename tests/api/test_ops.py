@@ -131,3 +131,21 @@ async def test_unicode_digits_are_not_numbers(api: Api) -> None:
         assert resp.status_code == 422 and resp.json()["field"] == "page", page
     resp = await api.get("/api/v1/ecert/status-lists/²")
     assert resp.status_code == 404
+
+
+async def test_strings_postgresql_cannot_store_are_refused(api: Api) -> None:
+    # NUL and lone surrogates decode as JSON but have no place in PostgreSQL text.
+    for body in (b'{"phone": "+86\\u0000138"}', b'{"phone": "\\ud800"}', b'{"\\u0000": 1}'):
+        resp = await api.post(
+            "/api/v1/identity/otp", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert resp.status_code == 400 and resp.json()["code"] == "invalid-json", body
+    resp = await api.post(
+        "/oauth2/token",
+        content=b"grant_type=client_credentials&client_id=a%00b&client_secret=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status_code == 400
+    tokens = await api.sign_in(random_phone())
+    resp = await api.get("/api/v1/ecert/wallet/crt_%00", token=tokens["access_token"])
+    assert resp.status_code == 404 and resp.json()["code"] == "not-found"
