@@ -1,10 +1,11 @@
 """No 5xx for anything a client can send: schemathesis generates requests for every
 operation in ``/openapi.json`` (valid and invalid bodies, query strings, path
-parameters, stateful sequences) against ``superapp serve --demo``, signed in as each
-demo role, and fails on any server error, an undocumented status code, a response
-that violates its declared schema or content type (every error is problem+json).
+parameters, stateful sequences) against ``superapp serve --demo``, anonymously and
+signed in as each demo role, and fails on any server error, an undocumented status
+code, or a response that breaks its declared schema or content type (every error is
+problem+json).
 
-Slow (about a minute per role): runs once in CI with ``SUPERAPP_SLOW_TESTS=1``.
+Slow (about two minutes in all): runs once in CI with ``SUPERAPP_SLOW_TESTS=1``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.e2e.test_serve import _access_token, _cli, _env, _free_port, _wait_re
 
 pytestmark = pytest.mark.slow
 
-ROLES = ("citizen", "platform_admin", "unit_admin", "counter_staff")
+ROLES = ("anonymous", "citizen", "platform_admin", "unit_admin", "counter_staff")
 
 
 @pytest.mark.timeout(900)
@@ -47,31 +48,20 @@ def test_no_server_error_for_generated_requests() -> None:
         demo = json.loads(_cli(env, "demo", "--json").stdout)
         failures = []
         for role in ROLES:
-            token = _access_token(url, env, demo["accounts"][role]["phone"])
+            auth = []
+            if role != "anonymous":
+                token = _access_token(url, env, demo["accounts"][role]["phone"])
+                auth = ["--header", f"Authorization: Bearer {token}"]
+            # Every check but positive_data_acceptance: request schemas do not spell out
+            # every rule (a phone number's form, say), so valid-looking data may rightly
+            # get a 422. Signing out mid-run would only turn the rest into 401s.
+            args = (
+                f"run {url}/openapi.json --checks all --exclude-checks positive_data_acceptance"
+                " --max-examples 8 --seed 20261122 --workers 2 --no-color"
+                " --exclude-path /api/v1/identity/logout --exclude-path /oauth2/revoke"
+            )
             run = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "schemathesis.cli",
-                    "run",
-                    url + "/openapi.json",
-                    "--checks",
-                    "not_a_server_error,content_type_conformance",
-                    "--header",
-                    f"Authorization: Bearer {token}",
-                    "--max-examples",
-                    "8",
-                    "--seed",
-                    "20261122",
-                    "--workers",
-                    "2",
-                    "--no-color",
-                    # Signing out mid-run would only turn the rest of the run into 401s.
-                    "--exclude-path",
-                    "/api/v1/identity/logout",
-                    "--exclude-path",
-                    "/oauth2/revoke",
-                ],  # fmt: skip
+                [sys.executable, "-m", "schemathesis.cli", *args.split(), *auth],
                 env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
                 cwd=data,  # its cache of found failures stays out of the repository
                 capture_output=True,
