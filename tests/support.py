@@ -2,18 +2,49 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
+import socket
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import tornado.httpserver
+import tornado.netutil
 
-from server.bootstrap import Services
+from server.app import make_app
+from server.bootstrap import Services, build
+from server.settings import Settings
 
 
 def random_phone() -> str:
     """A valid, unique mainland mobile number (+86 139...)."""
     return "+86139" + "".join(str(secrets.randbelow(10)) for _ in range(8))
+
+
+def dead_port() -> int:
+    """A local port where nothing listens (for a dependency that is down)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings, **build_kw: Any) -> AsyncIterator[Api]:
+    """Another instance of the app (own pools and caches, like a second worker) over HTTP."""
+    svc = await build(settings, **build_kw)
+    [sock] = tornado.netutil.bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+    server = tornado.httpserver.HTTPServer(make_app(svc))
+    server.add_sockets([sock])
+    client = Api(f"http://127.0.0.1:{sock.getsockname()[1]}", svc)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+        server.stop()
+        await server.close_all_connections()
+        await svc.close()
 
 
 def check_response(resp: httpx.Response) -> None:

@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-import tornado.httpserver
-import tornado.netutil
 
-from server.app import make_app
-from server.bootstrap import Services, build
+from server.bootstrap import Services
 from server.settings import Settings
 from tests.api.ecert.helpers import World, issue, qr
-from tests.support import Api
+from tests.support import Api, dead_port, serve
 
 pytestmark = pytest.mark.asyncio
 
 
 @pytest_asyncio.fixture
 async def broken_api(settings: Settings, services: Services) -> AsyncIterator[Api]:
-    with socket.socket() as s:  # a port where nothing listens
-        s.bind(("127.0.0.1", 0))
-        dead_port = s.getsockname()[1]
-    [sock] = tornado.netutil.bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-    svc = await build(settings.with_(redis_url=f"redis://127.0.0.1:{dead_port}/0"))
-    server = tornado.httpserver.HTTPServer(make_app(svc))
-    server.add_sockets([sock])
-    client = Api(f"http://127.0.0.1:{sock.getsockname()[1]}", svc)
-    yield client
-    await client.aclose()
-    server.stop()
-    await svc.close()
+    async with serve(settings.with_(redis_url=f"redis://127.0.0.1:{dead_port()}/0")) as client:
+        yield client
 
 
 async def test_verify_and_qr_fail_closed(api: Api, broken_api: Api, world: World) -> None:

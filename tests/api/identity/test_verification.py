@@ -8,22 +8,18 @@ import contextlib
 import io
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
-import tornado.httpserver
-import tornado.netutil
 
 from identity.verification.resident_id import check_character, generate_resident_id
-from server.app import make_app
-from server.bootstrap import Services, build
+from server.bootstrap import Services
 from server.settings import Settings
 from server.sims.registry import DemoPerson
 from tests.registry_sim import RegistrySim, free_port, make_persons
-from tests.support import Api, random_phone
+from tests.support import Api, random_phone, serve
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(180)]
 
@@ -54,31 +50,16 @@ def people(sim: RegistrySim) -> People:
     return People(sim.persons)
 
 
-async def _serve(settings: Settings) -> tuple[Services, tornado.httpserver.HTTPServer, Api]:
-    svc = await build(settings, pool_size=4)
-    [sock] = tornado.netutil.bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-    server = tornado.httpserver.HTTPServer(make_app(svc))
-    server.add_sockets([sock])
-    return svc, server, Api(f"http://127.0.0.1:{sock.getsockname()[1]}", svc)
-
-
-async def _stop(svc: Services, server: tornado.httpserver.HTTPServer, api: Api) -> None:
-    await api.aclose()
-    server.stop()
-    await server.close_all_connections()
-    await svc.close()
-
-
 @pytest_asyncio.fixture(scope="module")
 async def vapi(settings: Settings, services: Services, sim: RegistrySim) -> AsyncIterator[Api]:
     """The gateway wired to the simulator, comparing faces locally (the default)."""
-    svc, server, client = await _serve(
+    async with serve(
         settings.with_(
             registry_url=sim.url, registry_api_key=sim.api_key, real_name_attempts_per_day=5
-        )
-    )
-    yield client
-    await _stop(svc, server, client)
+        ),
+        pool_size=4,
+    ) as client:
+        yield client
 
 
 def jpeg(pixels: Any, quality: int = 85) -> bytes:
@@ -353,16 +334,15 @@ async def test_attempts_per_account_are_limited(vapi: Api, people: People) -> No
 
 
 async def test_registry_down_is_503(settings: Settings, services: Services) -> None:
-    svc, server, api = await _serve(settings.with_(registry_url=f"http://127.0.0.1:{free_port()}"))
-    try:
+    async with serve(
+        settings.with_(registry_url=f"http://127.0.0.1:{free_port()}"), pool_size=4
+    ) as api:
         token = (await signed_in(api))["access_token"]
         resp = await real_name(api, token, "李四", generate_resident_id())
         assert resp.status_code == 503
         assert resp.json()["code"] == "registry-unavailable"
         [event] = [e for e in await events(api, token) if e["kind"] == "real-name-failed"]
         assert event["detail"] == {"reason": "registry-unavailable"}
-    finally:
-        await _stop(svc, server, api)
 
 
 # face failures ------------------------------------------------------------------------------
@@ -466,19 +446,17 @@ async def test_an_http_face_provider(
     settings: Settings, services: Services, sim: RegistrySim, people: People, astronaut: bytes
 ) -> None:
     """SUPERAPP_FACE_PROVIDER=http: the simulator also speaks the face provider's wire format."""
-    svc, server, api = await _serve(
-        settings.with_(registry_url=sim.url, registry_api_key=sim.api_key, face_provider="http")
-    )
-    try:
-        assert svc.face_executor is None
+    async with serve(
+        settings.with_(registry_url=sim.url, registry_api_key=sim.api_key, face_provider="http"),
+        pool_size=4,
+    ) as api:
+        assert api.services.face_executor is None
         tokens = await at_l2(api, people.take(photo=True))
         resp = await api.post(
             FACE, token=tokens["access_token"], content=astronaut, headers=IMAGE_JPEG
         )
         assert resp.status_code == 200, resp.text
         assert resp.json()["assurance_level"] == "L3"
-    finally:
-        await _stop(svc, server, api)
 
 
 async def test_demo_citizen_is_real_name_verified(services: Services) -> None:
@@ -514,15 +492,15 @@ async def test_face_provider_down_is_503(
     settings: Settings, vapi: Api, sim: RegistrySim, people: People, astronaut: bytes
 ) -> None:
     tokens = await at_l2(vapi, people.take(photo=True))
-    svc, server, api = await _serve(
+    async with serve(
         settings.with_(
             registry_url=sim.url,
             registry_api_key=sim.api_key,
             face_provider="http",
             face_url=f"http://127.0.0.1:{free_port()}",
-        )
-    )
-    try:
+        ),
+        pool_size=4,
+    ) as api:
         resp = await api.post(
             FACE, token=tokens["access_token"], content=astronaut, headers=IMAGE_JPEG
         )
@@ -530,23 +508,21 @@ async def test_face_provider_down_is_503(
         assert resp.json()["code"] == "face-service-unavailable"
         status = (await api.get(REAL_NAME, token=tokens["access_token"])).json()
         assert status["assurance_level"] == "L2"
-    finally:
-        await _stop(svc, server, api)
 
 
 async def test_face_attempts_are_limited(
     settings: Settings, vapi: Api, sim: RegistrySim, people: People, grace_hopper: bytes
 ) -> None:
     tokens = await at_l2(vapi, people.take(photo=True))
-    svc, server, api = await _serve(
+    async with serve(
         settings.with_(
             registry_url=sim.url,
             registry_api_key=sim.api_key,
             face_provider="http",
             face_attempts_per_day=2,
-        )
-    )
-    try:
+        ),
+        pool_size=4,
+    ) as api:
         for _ in range(2):
             resp = await api.post(
                 FACE, token=tokens["access_token"], content=grace_hopper, headers=IMAGE_JPEG
@@ -557,8 +533,6 @@ async def test_face_attempts_are_limited(
         )
         assert resp.status_code == 429
         assert resp.json()["code"] == "too-many-verification-attempts"
-    finally:
-        await _stop(svc, server, api)
 
 
 async def test_redis_down_fails_closed(
@@ -566,17 +540,15 @@ async def test_redis_down_fails_closed(
 ) -> None:
     token = (await signed_in(vapi))["access_token"]
     person = people.take()
-    svc, server, api = await _serve(
+    async with serve(
         settings.with_(
             registry_url=sim.url,
             registry_api_key=sim.api_key,
             redis_url=f"redis://127.0.0.1:{free_port()}/0",
-        )
-    )
-    try:
+        ),
+        pool_size=4,
+    ) as api:
         resp = await real_name(api, token, person.name, person.id_number)
         assert resp.status_code == 503
         assert resp.json()["code"] == "dependency-unavailable"
         assert (await api.get(REAL_NAME, token=token)).json()["verified"] is False
-    finally:
-        await _stop(svc, server, api)
