@@ -177,10 +177,12 @@ class Catalog:
         """One page of results; ``viewer`` (a signed-in citizen) sees the gray apps they are in."""
         if not 1 <= page <= MAX_PAGE:
             raise ValidationError("page", f"Must be from 1 to {MAX_PAGE}.")
+        if district and not (len(district) == 6 and district.isascii() and district.isdigit()):
+            raise ValidationError("district", "An administrative code: 6 digits.")
         filters = (
             _filter("category", category, CATEGORIES),
             _filter("unit", unit),
-            _filter("district", district, max_len=6),
+            district or None,
             _filter("kind", kind, KINDS),
         )
         if q is not None and len(q) > 100:

@@ -181,7 +181,8 @@ class BaseHandler(tornado.web.RequestHandler):
         return args, files
 
     def query_int(self, name: str, default: int, lo: int, hi: int) -> int:
-        raw = self.get_query_argument(name, None)
+        # Unstripped: Tornado turns control characters into spaces, which must not read as empty.
+        raw = self.get_query_argument(name, None, strip=False)
         if raw is None or raw == "":
             return default
         digits = raw.removeprefix("-")

@@ -38,6 +38,13 @@ NULLABLE_STR: dict[str, Any] = {"type": ["string", "null"]}
 NULLABLE_INT: dict[str, Any] = {"type": ["integer", "null"]}
 
 
+def qint(name: str, lo: int, hi: int) -> tuple[str, dict[str, Any]]:
+    """A whole-number query parameter, as ``BaseHandler.query_int(name, _, lo, hi)`` reads it
+    (empty means the default, as if absent)."""
+    number = {"type": "integer", "minimum": lo, "maximum": hi}
+    return name, {"anyOf": [number, {"type": "string", "maxLength": 0}]}
+
+
 def arr(items: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": items}
 
@@ -53,8 +60,10 @@ def op(
     errors: tuple[int, ...] = (),
     content_type: str = "application/json",
     request_type: str = "application/json",
-    query: tuple[str, ...] = (),
+    query: tuple[str | tuple[str, dict[str, Any]], ...] = (),
 ) -> dict[str, Any]:
+    """One operation. ``query`` names parameters, each a string unless given as
+    ``(name, schema)``; the errors every operation can give are added (see below)."""
     operation: dict[str, Any] = {"summary": summary, "tags": [tag]}
     if request is not None:
         operation["requestBody"] = {
@@ -83,7 +92,9 @@ def op(
         operation["security"] = [{}, {"bearer": []}]
     if query:
         operation["parameters"] = [
-            {"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+            {"name": q, "in": "query", "required": False, "schema": STR}
+            if isinstance(q, str)
+            else {"name": q[0], "in": "query", "required": False, "schema": q[1]}
             for q in query
         ]
     return operation

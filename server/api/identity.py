@@ -8,7 +8,7 @@ from typing import Any
 from identity.domain import Session, Unit
 from identity.errors import UnsupportedGrant
 from server.http import BaseHandler, route
-from server.openapi import ANY_OBJ, INT, NULLABLE_INT, STR, arr, obj, op
+from server.openapi import ANY_OBJ, INT, NULLABLE_INT, STR, arr, obj, op, qint
 
 TOKEN_RESPONSE = obj(
     ["access_token", "token_type", "expires_in", "refresh_token"],
@@ -188,7 +188,7 @@ class SecurityEventsHandler(BaseHandler):
             response=obj(["events"], events=arr(ANY_OBJ), next_before=NULLABLE_INT),
             auth="user",
             errors=(401,),
-            query=("before", "limit"),
+            query=(qint("before", 0, 2**62), qint("limit", 1, 200)),
         )
     }
 
@@ -231,7 +231,7 @@ class UnitsHandler(BaseHandler):
             "List units",
             tag="units",
             response=obj(["units"], units=arr(UNIT)),
-            query=("kind", "limit", "offset"),
+            query=("kind", qint("limit", 1, 500), qint("offset", 0, 10**6)),
         ),
         "post": op(
             "Create a unit (platform admin)",

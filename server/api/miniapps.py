@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from identity.pairwise import pairwise_sub
-from miniapps.catalog import Viewer
+from miniapps.catalog import MAX_PAGE, Viewer
+from miniapps.domain import CATEGORIES, KINDS
 from server.http import BaseHandler, route
-from server.openapi import ANY_OBJ, BOOL, INT, STR, arr, obj, op
+from server.openapi import ANY_OBJ, BOOL, INT, STR, arr, obj, op, qint
 
 TAG = "miniapps"
 APP = obj(
@@ -241,7 +242,7 @@ class UsageHandler(BaseHandler):
             response=ANY_OBJ,
             auth="user",
             errors=(401, 403, 404),
-            query=("hours",),
+            query=(qint("hours", 1, 24 * 90),),
         )
     }
 
@@ -261,7 +262,14 @@ class CatalogHandler(BaseHandler):
             ),
             auth="optional",
             errors=(401, 422),
-            query=("q", "category", "unit", "district", "kind", "page"),
+            query=(
+                ("q", {"type": "string", "maxLength": 100}),
+                ("category", {"enum": sorted(CATEGORIES)}),
+                "unit",
+                ("district", {"type": "string", "pattern": "^([0-9]{6})?$"}),
+                ("kind", {"enum": sorted(KINDS)}),
+                qint("page", 1, MAX_PAGE),
+            ),
         )
     }
 

@@ -34,6 +34,8 @@ async def test_catalog_lists_only_released_apps_and_finds_pinyin(
     assert (await api.get(f"/api/v1/catalog/{draft}")).status_code == 404
     resp = await api.get("/api/v1/catalog", params={"category": "nope"})
     assert resp.status_code == 422
+    resp = await api.get("/api/v1/catalog", params={"district": "南山"})
+    assert resp.status_code == 422 and resp.json()["field"] == "district"
 
 
 async def test_bad_rating_follow_up_fix_and_one_rerate(api: Api, unit: Unit, echo_url: str) -> None:
