@@ -5,7 +5,7 @@ signed in as each demo role, and fails on any server error, an undocumented stat
 code, or a response that breaks its declared schema or content type (every error is
 problem+json).
 
-Slow (about two minutes in all): runs once in CI with ``SUPERAPP_SLOW_TESTS=1``.
+Slow (about three minutes in all): runs once in CI with ``SUPERAPP_SLOW_TESTS=1``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,15 @@ from tests.e2e.test_serve import _access_token, _cli, _env, _free_port, _wait_re
 
 pytestmark = pytest.mark.slow
 
-ROLES = ("anonymous", "citizen", "platform_admin", "unit_admin", "counter_staff")
+ROLES = (
+    "anonymous",
+    "citizen",
+    "platform_admin",
+    "unit_admin",
+    "counter_staff",
+    "issuer",
+    "finance",
+)
 
 
 @pytest.mark.timeout(900)
