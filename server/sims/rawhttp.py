@@ -1,0 +1,165 @@
+"""A small keep-alive HTTP/1.1 client for the simulators' callbacks.
+
+A channel simulator posts one callback per payment; httpx's pool and h11 machinery cost
+more CPU per post than the merchant's handler it calls. This client writes the request by
+hand and reads a ``Content-Length``, chunked or close-delimited answer, keeping idle
+connections per host for reuse. POST only: that is all a channel's callback needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from urllib.parse import urlsplit
+
+_MAX_HEAD = 64 * 1024
+_MAX_BODY = 1024 * 1024
+
+
+class HttpError(Exception):
+    """The post failed before a complete answer came back (connect, timeout, framing)."""
+
+
+_Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class RawHttpClient:
+    def __init__(self, timeout: float = 5.0, max_idle_per_host: int = 64) -> None:
+        self._timeout = timeout
+        self._max_idle = max_idle_per_host
+        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """POST ``body``; return (status, body). Raises ``HttpError``."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise HttpError(f"unsupported URL {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        key = (parts.scheme, parts.hostname, port)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        lines = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"Content-Length: {len(body)}")
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        try:
+            return await asyncio.wait_for(self._exchange(key, request), self._timeout)
+        except TimeoutError as exc:
+            raise HttpError("timed out") from exc
+
+    async def _exchange(self, key: tuple[str, str, int], request: bytes) -> tuple[int, bytes]:
+        idle = self._idle.get(key)
+        while idle:
+            conn = idle.pop()
+            try:
+                # A kept connection may have been closed by the peer meanwhile: if nothing at
+                # all comes back, try the next one (or a fresh one).
+                return await self._roundtrip(key, conn, request)
+            except _Stale:
+                continue
+        conn = await self._connect(key)
+        try:
+            return await self._roundtrip(key, conn, request)
+        except _Stale as exc:
+            raise HttpError("connection closed without an answer") from exc
+
+    async def _connect(self, key: tuple[str, str, int]) -> _Conn:
+        scheme, host, port = key
+        try:
+            return await asyncio.open_connection(
+                host, port, ssl=ssl.create_default_context() if scheme == "https" else None
+            )
+        except OSError as exc:
+            raise HttpError(f"connect failed: {exc}") from exc
+
+    async def _roundtrip(
+        self, key: tuple[str, str, int], conn: _Conn, request: bytes
+    ) -> tuple[int, bytes]:
+        reader, writer = conn
+        keep = False
+        try:
+            try:
+                writer.write(request)
+                await writer.drain()
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                    raise HttpError("truncated answer") from exc
+                raise _Stale from exc
+            except (asyncio.LimitOverrunError, OSError) as exc:
+                raise HttpError(f"read failed: {exc}") from exc
+            if len(head) > _MAX_HEAD:
+                raise HttpError("answer head too large")
+            status, fields = _parse_head(head)
+            body, keep = await _read_body(reader, status, fields)
+            return status, body
+        finally:
+            if keep and not writer.is_closing():
+                idle = self._idle.setdefault(key, [])
+                if len(idle) < self._max_idle:
+                    idle.append(conn)
+                else:
+                    writer.close()
+            else:
+                writer.close()
+
+    async def aclose(self) -> None:
+        for conns in self._idle.values():
+            for _, writer in conns:
+                writer.close()
+        self._idle.clear()
+
+
+class _Stale(Exception):
+    pass
+
+
+def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
+    lines = head.decode("latin-1").split("\r\n")
+    status_line = lines[0].split(" ", 2)
+    version = status_line[0]
+    if len(status_line) < 2 or not version.startswith("HTTP/1.") or not status_line[1].isdigit():
+        raise HttpError("malformed status line")
+    fields: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise HttpError("malformed header line")
+        fields[name.strip().lower()] = value.strip()
+    if version == "HTTP/1.0" and fields.get("connection", "").lower() != "keep-alive":
+        fields["connection"] = "close"
+    return int(status_line[1]), fields
+
+
+async def _read_body(
+    reader: asyncio.StreamReader, status: int, fields: dict[str, str]
+) -> tuple[bytes, bool]:
+    """(body, whether the connection can be reused)."""
+    keep = fields.get("connection", "").lower() != "close"
+    try:
+        if status in (204, 304) or 100 <= status < 200:
+            return b"", keep
+        if "chunked" in fields.get("transfer-encoding", "").lower():
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                line = await reader.readuntil(b"\r\n")
+                n = int(line.split(b";", 1)[0].strip(), 16)
+                if n == 0:
+                    while (await reader.readuntil(b"\r\n")) != b"\r\n":
+                        pass  # trailers
+                    return b"".join(chunks), keep
+                size += n
+                if size > _MAX_BODY:
+                    raise HttpError("answer body too large")
+                chunks.append(await reader.readexactly(n))
+                await reader.readexactly(2)
+        length = fields.get("content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > _MAX_BODY:
+                raise HttpError("bad Content-Length")
+            return await reader.readexactly(int(length)), keep
+        return await reader.read(_MAX_BODY), False  # delimited by the close
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, OSError) as exc:
+        raise HttpError(f"bad answer body: {exc}") from exc
