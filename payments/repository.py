@@ -279,6 +279,34 @@ class PaymentsRepository:
         )
         return _order(row)
 
+    async def start_paying(
+        self,
+        conn: asyncpg.Connection,
+        order_id: str,
+        *,
+        payer_sub: str,
+        channel: str,
+        channel_reference: str,
+        now: dt.datetime,
+        next_check_at: dt.datetime,
+    ) -> Order | None:
+        """Move a payable order (open, not expired, no other payer) to ``paying``; None if it
+        is not payable (the row lock the UPDATE takes serialises this with callbacks)."""
+        row = await conn.fetchrow(
+            """UPDATE pay_orders SET status = 'paying', channel = $2, channel_reference = $3,
+                      payer_sub = $4, next_check_at = $6, updated_at = now()
+                WHERE id = $1 AND status IN ('created', 'paying') AND expires_at > $5
+                  AND (payer_sub IS NULL OR payer_sub = $4)
+            RETURNING *""",
+            order_id,
+            channel,
+            channel_reference,
+            payer_sub,
+            now,
+            next_check_at,
+        )
+        return _order(row) if row else None
+
     async def claim_orders_to_check(
         self, conn: asyncpg.Connection, lease: dt.timedelta, limit: int
     ) -> list[Order]:
@@ -443,16 +471,27 @@ class PaymentsRepository:
         url: str,
         payload: dict[str, Any],
         event_id: str,
+        *,
+        note: tuple[str, str, str] | None = None,
     ) -> None:
+        """Insert an outbox event; with ``note`` (channel, notification id, outcome) also set
+        that notification's outcome, in the same round trip."""
+        body = json.dumps(payload, ensure_ascii=False)
+        args = [event_id, merchant_id, type_, order_id, url, body]
+        if note is None:
+            await conn.execute(
+                """INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
+                   VALUES ($1, $2, $3, $4, $5, $6)""",
+                *args,
+            )
+            return
         await conn.execute(
-            """INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
+            """WITH n AS (UPDATE pay_notifications SET outcome = $9
+                           WHERE channel = $7 AND notification_id = $8)
+               INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
                VALUES ($1, $2, $3, $4, $5, $6)""",
-            event_id,
-            merchant_id,
-            type_,
-            order_id,
-            url,
-            json.dumps(payload, ensure_ascii=False),
+            *args,
+            *note,
         )
 
     async def claim_events(
