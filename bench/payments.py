@@ -362,9 +362,12 @@ def main() -> None:
             url + "/oauth2/token",
             data={"grant_type": "client_credentials"},
             auth=(client["client_id"], client["client_secret"]),
+            timeout=60,
         ).json()["access_token"]
         phone = "+8613800000002"
-        httpx.post(url + "/api/v1/identity/otp", json={"phone": phone}).raise_for_status()
+        httpx.post(
+            url + "/api/v1/identity/otp", json={"phone": phone}, timeout=60
+        ).raise_for_status()
         out = subprocess.run(  # noqa: S603
             [*cli, "sms", "outbox", "--phone", phone], env=env, cwd=ROOT, capture_output=True,
             text=True,
@@ -374,6 +377,7 @@ def main() -> None:
         citizen = httpx.post(
             url + "/api/v1/identity/token",
             json={"grant_type": "otp", "phone": phone, "code": code.group(1)},
+            timeout=60,
         ).json()["access_token"]
         receiver = "http://127.0.0.1:9/bench-merchant"  # enqueued; delivery is not timed
 
@@ -389,7 +393,7 @@ def main() -> None:
         after["bench_client"] += client_cpu  # the load generator has exited by now
         cpu_ms = {k: round((after[k] - before[k]) * 1000 / a.orders, 2) for k in after}
         p99, count = p99_from_metrics(
-            httpx.get(url + "/metrics").text, "/api/v1/payments/notify/{channel}"
+            httpx.get(url + "/metrics", timeout=60).text, "/api/v1/payments/notify/{channel}"
         )
         result = {
             "orders": a.orders,
