@@ -114,7 +114,9 @@ class PaymentService:
         tokens: TokenService,
         *,
         poll_interval: dt.timedelta = dt.timedelta(seconds=30),
+        http: Any = None,
     ) -> None:
+        self.http = http  # the channels' and webhooks' HTTP client, closed with the service
         self.pool = pool
         self.repo = repo
         self.ledger = ledger
@@ -122,6 +124,10 @@ class PaymentService:
         self.tokens = tokens
         self.poll_interval = poll_interval
         self._merchants: set[str] = set()  # client ids known to have a merchant record
+
+    async def aclose(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
 
     def channel(self, name: object) -> PaymentChannel:
         if not isinstance(name, str) or name not in CHANNELS:

@@ -1,15 +1,17 @@
-"""A small keep-alive HTTP/1.1 client for the simulators' callbacks.
+"""A small keep-alive HTTP/1.1 client for the hot server-to-server calls.
 
-A channel simulator posts one callback per payment; httpx's pool and h11 machinery cost
-more CPU per post than the merchant's handler it calls. This client writes the request by
-hand and reads a ``Content-Length``, chunked or close-delimited answer, keeping idle
-connections per host for reuse. POST only: that is all a channel's callback needs.
+Used by the channel simulators' callbacks and, through ``server/channel_http.py``, by the
+payment channel adapters and the merchant webhooks: httpx's pool and h11 machinery cost more
+CPU per call than the handler it calls. This client writes the request by hand and reads a
+``Content-Length``, chunked or close-delimited answer, keeping idle connections per host for
+reuse. No redirects, no proxies, no cookies: none of these calls needs them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 _MAX_HEAD = 64 * 1024
@@ -31,22 +33,41 @@ class RawHttpClient:
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         """POST ``body``; return (status, body). Raises ``HttpError``."""
+        status, _, content = await self.request("POST", url, body, headers)
+        return status, content
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        time_limit: float | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send one request; return (status, lower-cased headers, body). Raises ``HttpError``."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise HttpError(f"unsupported URL {url!r}")
         port = parts.port or (443 if parts.scheme == "https" else 80)
         key = (parts.scheme, parts.hostname, port)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        lines = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        lines.append(f"Content-Length: {len(body)}")
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}"]
+        for k, v in headers.items():
+            if any(c in k or c in v for c in "\r\n"):
+                raise HttpError("a header contains a line break")
+            lines.append(f"{k}: {v}")
+        if body or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body)}")
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
+        limit = self._timeout if time_limit is None else time_limit
         try:
-            return await asyncio.wait_for(self._exchange(key, request), self._timeout)
+            return await asyncio.wait_for(self._exchange(key, request), limit)
         except TimeoutError as exc:
             raise HttpError("timed out") from exc
 
-    async def _exchange(self, key: tuple[str, str, int], request: bytes) -> tuple[int, bytes]:
+    async def _exchange(
+        self, key: tuple[str, str, int], request: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
@@ -73,7 +94,7 @@ class RawHttpClient:
 
     async def _roundtrip(
         self, key: tuple[str, str, int], conn: _Conn, request: bytes
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, dict[str, str], bytes]:
         reader, writer = conn
         keep = False
         try:
@@ -90,8 +111,8 @@ class RawHttpClient:
             if len(head) > _MAX_HEAD:
                 raise HttpError("answer head too large")
             status, fields = _parse_head(head)
-            body, keep = await _read_body(reader, status, fields)
-            return status, body
+            body, keep = await _read_body(reader, status, fields, request.startswith(b"HEAD "))
+            return status, fields, body
         finally:
             if keep and not writer.is_closing():
                 idle = self._idle.setdefault(key, [])
@@ -133,12 +154,12 @@ def _parse_head(head: bytes) -> tuple[int, dict[str, str]]:
 
 
 async def _read_body(
-    reader: asyncio.StreamReader, status: int, fields: dict[str, str]
+    reader: asyncio.StreamReader, status: int, fields: dict[str, str], head_only: bool = False
 ) -> tuple[bytes, bool]:
     """(body, whether the connection can be reused)."""
     keep = fields.get("connection", "").lower() != "close"
     try:
-        if status in (204, 304) or 100 <= status < 200:
+        if head_only or status in (204, 304) or 100 <= status < 200:
             return b"", keep
         if "chunked" in fields.get("transfer-encoding", "").lower():
             chunks: list[bytes] = []

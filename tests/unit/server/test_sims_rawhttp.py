@@ -111,3 +111,33 @@ async def test_failures_raise_http_error() -> None:
     finally:
         await client.aclose()
         server.close()
+
+
+@pytest.mark.asyncio
+async def test_lean_http_speaks_the_httpx_subset_the_channels_use() -> None:
+    import httpx
+
+    from server.channel_http import LeanHttp
+
+    requests: list[bytes] = []
+    server, url = await _server(
+        lambda _r: b"HTTP/1.1 200 OK\r\nWechatpay-Nonce: N1\r\nContent-Length: 2\r\n\r\n{}",
+        requests,
+        [],
+    )
+    http = LeanHttp(timeout=1)
+    try:
+        resp = await http.post(url, data={"a": "1 2", "b": "中"})
+        assert (resp.status_code, resp.content) == (200, b"{}")
+        assert resp.headers["wechatpay-nonce"] == "N1"
+        assert b"Content-Type: application/x-www-form-urlencoded" in requests[-1]
+        assert requests[-1].endswith(b"a=1+2&b=%E4%B8%AD")
+        resp = await http.request("POST", url, content='{"x":"中"}', headers={"A": "b"})
+        assert requests[-1].endswith('{"x":"中"}'.encode())
+        with pytest.raises(httpx.HTTPError):
+            await http.get("http://127.0.0.1:9/refused")
+        with pytest.raises(httpx.HTTPError):
+            await http.post(url, content=b"", headers={"X": "a\r\nInjected: 1"})
+    finally:
+        await http.aclose()
+        server.close()
