@@ -284,8 +284,14 @@ async def run_payments(
             WHERE o.out_trade_no LIKE $1 AND e.type = 'payment.succeeded'""",
         f"b{run}-%",
     )
+    attempted = await conn.fetchval(
+        """SELECT count(*) FROM pay_events e JOIN pay_orders o ON o.id = e.order_id
+            WHERE o.out_trade_no LIKE $1 AND e.attempts > 0 AND e.last_error IS NOT NULL""",
+        f"b{run}-%",
+    )
     await conn.close()
     assert events == n, f"{events} notifications enqueued for {n} payments"
+    print(f"webhook events already attempted (receiver refuses): {attempted} of {n}")
     return n / elapsed, client_cpu
 
 
