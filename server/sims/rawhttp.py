@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 _MAX_HEAD = 64 * 1024
-_MAX_BODY = 1024 * 1024
+_MAX_BODY = 64 * 1024 * 1024  # a day's bill file fits
 
 
 class HttpError(Exception):
@@ -181,6 +181,14 @@ async def _read_body(
             if not length.isdigit() or int(length) > _MAX_BODY:
                 raise HttpError("bad Content-Length")
             return await reader.readexactly(int(length)), keep
-        return await reader.read(_MAX_BODY), False  # delimited by the close
+        # Delimited by the close: read to the end of the stream.
+        chunks = []
+        size = 0
+        while chunk := await reader.read(65536):
+            size += len(chunk)
+            if size > _MAX_BODY:
+                raise HttpError("answer body too large")
+            chunks.append(chunk)
+        return b"".join(chunks), False
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, OSError) as exc:
         raise HttpError(f"bad answer body: {exc}") from exc

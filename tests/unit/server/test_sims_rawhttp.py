@@ -141,3 +141,25 @@ async def test_lean_http_speaks_the_httpx_subset_the_channels_use() -> None:
     finally:
         await http.aclose()
         server.close()
+
+
+@pytest.mark.asyncio
+async def test_a_close_delimited_answer_is_read_to_the_end() -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\nfirst part, ")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"second part")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    client = RawHttpClient()
+    try:
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/bill"
+        status, _, body = await client.request("GET", url, b"", {})
+        assert (status, body) == (200, b"first part, second part")
+    finally:
+        await client.aclose()
+        server.close()
