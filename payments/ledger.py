@@ -66,6 +66,19 @@ class TrialBalance:
         return self.total_debits_fen == self.total_credits_fen and self.unbalanced_transactions == 0
 
 
+@dataclass(frozen=True)
+class Journal:
+    """One journal transaction to post: its idempotency key, kind, postings and references."""
+
+    key: str
+    kind: str
+    postings: list[Posting]
+    order_id: str | None = None
+    channel: str | None = None
+    external_id: str | None = None
+    occurred_at: dt.datetime | None = None
+
+
 def transfer(debit: str, credit: str, amount_fen: int) -> list[Posting]:
     return [Posting(debit, amount_fen), Posting(credit, -amount_fen)]
 
@@ -87,26 +100,19 @@ class Ledger:
         occurred_at: dt.datetime | None = None,
     ) -> bool:
         """Post one journal transaction in the caller's transaction; False if already posted."""
-        amount = sum(p.amount_fen for p in postings if p.amount_fen > 0)
-        tx_id = new_id("ltx")
-        inserted = await conn.fetchval(
-            """INSERT INTO ledger_transactions (id, idempotency_key, kind, order_id, channel,
-                   external_id, amount_fen, occurred_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()))
-               ON CONFLICT (idempotency_key) DO NOTHING RETURNING id""",
-            tx_id,
-            key,
-            kind,
-            order_id,
-            channel,
-            external_id,
-            amount,
-            occurred_at,
-        )
-        if inserted is None:
-            return False
-        new = sorted({p.account for p in postings} - self._known_accounts)
+        journal = Journal(key, kind, postings, order_id, channel, external_id, occurred_at)
+        return bool(await self.post_all(conn, [journal]))
+
+    async def post_all(self, conn: asyncpg.Connection, journals: list[Journal]) -> set[str]:
+        """Post journal transactions in one round trip (in the caller's transaction).
+
+        Returns the idempotency keys posted now; a key posted before is skipped, entries
+        and all. The database still checks every transaction's balance at commit.
+        """
+        accounts = {p.account for j in journals for p in j.postings}
+        new = sorted(accounts - self._known_accounts)
         if new:
+            # Rare (first use of an account); done first so the entries can refer to them.
             inserted = await conn.fetch(
                 """INSERT INTO ledger_accounts (code, kind)
                    SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (code) DO NOTHING
@@ -116,15 +122,46 @@ class Ledger:
             )
             # Cache only accounts committed before: ours could still be rolled back.
             self._known_accounts.update(set(new) - {r["code"] for r in inserted})
-        entries = [p for p in postings if p.amount_fen != 0]
-        await conn.execute(
-            """INSERT INTO ledger_entries (transaction_id, account_code, amount_fen)
-               SELECT $1, * FROM unnest($2::text[], $3::bigint[])""",
-            tx_id,
-            [p.account for p in entries],
-            [p.amount_fen for p in entries],
+        ids = [new_id("ltx") for _ in journals]
+        entry_tx: list[str] = []
+        entry_account: list[str] = []
+        entry_amount: list[int] = []
+        for tx_id, j in zip(ids, journals, strict=True):
+            for p in j.postings:
+                if p.amount_fen != 0:
+                    entry_tx.append(tx_id)
+                    entry_account.append(p.account)
+                    entry_amount.append(p.amount_fen)
+        rows = await conn.fetch(
+            """WITH t AS (
+                   INSERT INTO ledger_transactions (id, idempotency_key, kind, order_id, channel,
+                       external_id, amount_fen, occurred_at)
+                   SELECT id, key, kind, order_id, channel, external_id, amount,
+                          COALESCE(occurred_at, now())
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                 $6::text[], $7::bigint[], $8::timestamptz[])
+                          AS j(id, key, kind, order_id, channel, external_id, amount, occurred_at)
+                   ON CONFLICT (idempotency_key) DO NOTHING
+                   RETURNING id, idempotency_key),
+               e AS (
+                   INSERT INTO ledger_entries (transaction_id, account_code, amount_fen)
+                   SELECT x.tx, x.account, x.amount
+                     FROM unnest($9::text[], $10::text[], $11::bigint[]) AS x(tx, account, amount)
+                    WHERE x.tx IN (SELECT id FROM t))
+               SELECT idempotency_key FROM t""",
+            ids,
+            [j.key for j in journals],
+            [j.kind for j in journals],
+            [j.order_id for j in journals],
+            [j.channel for j in journals],
+            [j.external_id for j in journals],
+            [sum(p.amount_fen for p in j.postings if p.amount_fen > 0) for j in journals],
+            [j.occurred_at for j in journals],
+            entry_tx,
+            entry_account,
+            entry_amount,
         )
-        return True
+        return {r["idempotency_key"] for r in rows}
 
     async def posted(self, conn: asyncpg.Connection, key: str) -> bool:
         return bool(

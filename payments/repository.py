@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from identity.crypto import Vault
 from identity.ids import new_id
 from payments.domain import Event, Merchant, Order, Refund
+
+if TYPE_CHECKING:
+    from payments.webhooks import DeliveryOutcome
 
 _ORDER = "SELECT * FROM pay_orders WHERE id = $1"
 _ORDER_LOCKED = "SELECT * FROM pay_orders WHERE id = $1 FOR UPDATE"
@@ -279,6 +283,34 @@ class PaymentsRepository:
         )
         return _order(row)
 
+    async def start_paying(
+        self,
+        conn: asyncpg.Connection,
+        order_id: str,
+        *,
+        payer_sub: str,
+        channel: str,
+        channel_reference: str,
+        now: dt.datetime,
+        next_check_at: dt.datetime,
+    ) -> Order | None:
+        """Move a payable order (open, not expired, no other payer) to ``paying``; None if it
+        is not payable (the row lock the UPDATE takes serialises this with callbacks)."""
+        row = await conn.fetchrow(
+            """UPDATE pay_orders SET status = 'paying', channel = $2, channel_reference = $3,
+                      payer_sub = $4, next_check_at = $6, updated_at = now()
+                WHERE id = $1 AND status IN ('created', 'paying') AND expires_at > $5
+                  AND (payer_sub IS NULL OR payer_sub = $4)
+            RETURNING *""",
+            order_id,
+            channel,
+            channel_reference,
+            payer_sub,
+            now,
+            next_check_at,
+        )
+        return _order(row) if row else None
+
     async def claim_orders_to_check(
         self, conn: asyncpg.Connection, lease: dt.timedelta, limit: int
     ) -> list[Order]:
@@ -443,16 +475,27 @@ class PaymentsRepository:
         url: str,
         payload: dict[str, Any],
         event_id: str,
+        *,
+        note: tuple[str, str, str] | None = None,
     ) -> None:
+        """Insert an outbox event; with ``note`` (channel, notification id, outcome) also set
+        that notification's outcome, in the same round trip."""
+        body = json.dumps(payload, ensure_ascii=False)
+        args = [event_id, merchant_id, type_, order_id, url, body]
+        if note is None:
+            await conn.execute(
+                """INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
+                   VALUES ($1, $2, $3, $4, $5, $6)""",
+                *args,
+            )
+            return
         await conn.execute(
-            """INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
+            """WITH n AS (UPDATE pay_notifications SET outcome = $9
+                           WHERE channel = $7 AND notification_id = $8)
+               INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
                VALUES ($1, $2, $3, $4, $5, $6)""",
-            event_id,
-            merchant_id,
-            type_,
-            order_id,
-            url,
-            json.dumps(payload, ensure_ascii=False),
+            *args,
+            *note,
         )
 
     async def claim_events(
@@ -470,32 +513,39 @@ class PaymentsRepository:
         )
         return [_event(r) for r in rows]
 
-    async def event_delivered(self, conn: asyncpg.Connection, event_id: str, status: int) -> None:
+    async def record_deliveries(
+        self, conn: asyncpg.Connection, outcomes: Sequence[DeliveryOutcome]
+    ) -> None:
+        """Each delivery attempt's own outcome, for a batch of events, in one statement.
+
+        Delivered: ``delivered``. Failed: ``pending`` again with its next attempt, or ``dead``
+        without one (only if still pending: a redeliver meanwhile is not overwritten)."""
         await conn.execute(
-            """UPDATE pay_events SET status = 'delivered', delivered_at = now(),
-                   last_status = $2, last_error = NULL WHERE id = $1""",
-            event_id,
-            status,
+            """UPDATE pay_events e SET
+                   status = CASE WHEN r.ok THEN 'delivered'
+                                 WHEN r.retry_at IS NULL THEN 'dead' ELSE 'pending' END,
+                   delivered_at = CASE WHEN r.ok THEN now() ELSE e.delivered_at END,
+                   last_status = r.status,
+                   last_error = NULLIF(r.error, ''),
+                   next_attempt_at = CASE WHEN r.ok THEN e.next_attempt_at
+                                          ELSE COALESCE(r.retry_at, e.next_attempt_at) END
+                 FROM unnest($1::text[], $2::bool[], $3::int[], $4::text[], $5::timestamptz[])
+                      AS r(id, ok, status, error, retry_at)
+                WHERE e.id = r.id AND (r.ok OR e.status = 'pending')""",
+            [o.event_id for o in outcomes],
+            [o.delivered for o in outcomes],
+            [o.status for o in outcomes],
+            [o.error[:500] for o in outcomes],
+            [o.retry_at for o in outcomes],
         )
 
-    async def event_failed(
-        self,
-        conn: asyncpg.Connection,
-        event_id: str,
-        status: int | None,
-        error: str,
-        retry_at: dt.datetime | None,
-    ) -> None:
-        await conn.execute(
-            """UPDATE pay_events SET last_status = $2, last_error = $3,
-                   status = CASE WHEN $4::timestamptz IS NULL THEN 'dead' ELSE 'pending' END,
-                   next_attempt_at = COALESCE($4, next_attempt_at)
-             WHERE id = $1 AND status = 'pending'""",
-            event_id,
-            status,
-            error[:500],
-            retry_at,
+    async def get_merchants(
+        self, conn: asyncpg.Connection, client_ids: Iterable[str]
+    ) -> dict[str, Merchant]:
+        rows = await conn.fetch(
+            "SELECT * FROM pay_merchants WHERE client_id = ANY($1::text[])", list(client_ids)
         )
+        return {r["client_id"]: self._merchant(r) for r in rows}
 
     async def get_event(self, conn: asyncpg.Connection, event_id: str) -> Event | None:
         row = await conn.fetchrow("SELECT * FROM pay_events WHERE id = $1", event_id)

@@ -49,7 +49,7 @@ from payments.errors import (
     OrderNotFound,
     OrderNotPayable,
 )
-from payments.ledger import Ledger, transfer
+from payments.ledger import Journal, Ledger, transfer
 from payments.ports import ChannelOrder, ChannelTradeState, NotificationReply, PaymentChannel
 from payments.repository import PaymentsRepository
 
@@ -114,7 +114,9 @@ class PaymentService:
         tokens: TokenService,
         *,
         poll_interval: dt.timedelta = dt.timedelta(seconds=30),
+        http: Any = None,
     ) -> None:
+        self.http = http  # the channels' and webhooks' HTTP client, closed with the service
         self.pool = pool
         self.repo = repo
         self.ledger = ledger
@@ -122,6 +124,10 @@ class PaymentService:
         self.tokens = tokens
         self.poll_interval = poll_interval
         self._merchants: set[str] = set()  # client ids known to have a merchant record
+
+    async def aclose(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
 
     def channel(self, name: object) -> PaymentChannel:
         if not isinstance(name, str) or name not in CHANNELS:
@@ -277,19 +283,25 @@ class PaymentService:
             ChannelOrder(order.id, order.subject, order.amount_fen, order.expires_at)
         )
         async with self.pool.acquire() as conn, conn.transaction():
-            order = await self._locked(conn, order_id)
-            self._check_payable(order)
-            if order.payer_sub not in (None, sub):
-                raise Forbidden("This order belongs to another payer.")
-            await self.repo.update_order(
+            now = utcnow()
+            # One guarded UPDATE (still payable, this payer) instead of lock, check, update.
+            updated = await self.repo.start_paying(
                 conn,
-                order.id,
-                status="paying",
+                order_id,
+                payer_sub=sub,
                 channel=channel.name,
                 channel_reference=payment.reference,
-                payer_sub=sub,
-                next_check_at=utcnow() + self.poll_interval,
+                now=now,
+                next_check_at=now + self.poll_interval,
             )
+            if updated is None:
+                # Changed meanwhile: say why, from the locked row.
+                order = await self._locked(conn, order_id)
+                self._check_payable(order)
+                if order.payer_sub not in (None, sub):
+                    raise Forbidden("This order belongs to another payer.")
+                raise OrderNotPayable(f"The order is {order.status}.")
+            order = updated
             # Two-phase: a pending hold while the payer is in the channel's app.
             await self.ledger.post(
                 conn,
@@ -362,17 +374,21 @@ class PaymentService:
             raise
 
     async def _void_hold(self, conn: asyncpg.Connection, order: Order, was: str) -> None:
+        void = self._void_journal(order, was)
+        if void is not None:
+            await self.ledger.post_all(conn, [void])
+
+    @staticmethod
+    def _void_journal(order: Order, was: str) -> Journal | None:
         # A hold exists exactly when the order went to ``paying`` (posted in the same tx).
-        if was == "paying":
-            await self.ledger.post(
-                conn,
-                f"void:{order.id}",
-                "void",
-                transfer(
-                    f"pending_payable:{order.merchant_id}", "pending_clearing", order.amount_fen
-                ),
-                order_id=order.id,
-            )
+        if was != "paying":
+            return None
+        return Journal(
+            f"void:{order.id}",
+            "void",
+            transfer(f"pending_payable:{order.merchant_id}", "pending_clearing", order.amount_fen),
+            order_id=order.id,
+        )
 
     # notifications from the channels -------------------------------------------------------
 
@@ -402,8 +418,9 @@ class PaymentService:
             )
             if not fresh:
                 return "duplicate"
-            outcome, stray = await self._apply_trade(conn, channel_name, trade)
-            await self.repo.set_notification_outcome(conn, channel_name, source_id, outcome)
+            outcome, stray, noted = await self._apply_trade(conn, channel_name, trade, source_id)
+            if not noted:
+                await self.repo.set_notification_outcome(conn, channel_name, source_id, outcome)
         if stray is not None and submit:
             from payments.refunds import submit_refund
 
@@ -411,17 +428,22 @@ class PaymentService:
         return outcome
 
     async def _apply_trade(
-        self, conn: asyncpg.Connection, channel_name: str, trade: ChannelTradeState
-    ) -> tuple[str, Refund | None]:
+        self,
+        conn: asyncpg.Connection,
+        channel_name: str,
+        trade: ChannelTradeState,
+        source_id: str,
+    ) -> tuple[str, Refund | None, bool]:
+        """(outcome, stray refund, whether the notification's outcome was recorded here)."""
         if trade.state != "paid" or not trade.transaction_id:
-            return "ignored", None
+            return "ignored", None, False
         order = await self.repo.get_order(conn, trade.out_trade_no, for_update=True)
         if order is None:
             await self.repo.flag(
                 conn, "unknown_order", channel_name, None, trade.transaction_id, None,
                 trade.amount_fen, "not credited: no such order here (merchant mismatch)",
             )  # fmt: skip
-            return "flagged", None
+            return "flagged", None, False
         if trade.amount_fen != order.amount_fen:
             await self.repo.flag(
                 conn, "amount_mismatch", channel_name, order.id, trade.transaction_id,
@@ -431,7 +453,7 @@ class PaymentService:
                 "payment amount mismatch",
                 extra={"order_id": order.id, "channel": channel_name},
             )
-            return "flagged", None
+            return "flagged", None, False
         if order.status in OPEN_STATES:
             paid_at, was = trade.paid_at or utcnow(), order.status
             order = await self.repo.update_order(
@@ -443,9 +465,7 @@ class PaymentService:
                 paid_at=paid_at,
                 next_check_at=None,
             )
-            await self._void_hold(conn, order, was)
-            await self.ledger.post(
-                conn,
+            payment = Journal(
                 f"payment:{channel_name}:{trade.transaction_id}",
                 "payment",
                 transfer(
@@ -458,12 +478,18 @@ class PaymentService:
                 external_id=trade.transaction_id,
                 occurred_at=paid_at,
             )
-            await self.emit(conn, order, "payment.succeeded", {})
-            return "credited", None
+            void = self._void_journal(order, was)
+            # The hold's void and the payment: one round trip, one database transaction.
+            await self.ledger.post_all(conn, [payment] if void is None else [void, payment])
+            # The outbox row and the notification's outcome: one round trip.
+            noted = await self.emit(
+                conn, order, "payment.succeeded", {}, note=(channel_name, source_id, "credited")
+            )
+            return "credited", None, noted
         if order.transaction_id == trade.transaction_id and order.channel == channel_name:
-            return "duplicate", None
+            return "duplicate", None, False
         stray = await self._stray(conn, order, channel_name, trade)
-        return "stray", stray
+        return "stray", stray, False
 
     async def _stray(
         self, conn: asyncpg.Connection, order: Order, channel_name: str, trade: ChannelTradeState
@@ -529,13 +555,20 @@ class PaymentService:
         type_: str,
         data: dict[str, Any],
         refund: Refund | None = None,
-    ) -> None:
+        *,
+        note: tuple[str, str, str] | None = None,
+    ) -> bool:
+        """Write the merchant event to the outbox (if the merchant has a webhook URL).
+
+        ``note`` (channel, notification id, outcome) records a channel notification's outcome
+        in the same statement; returns whether it was recorded.
+        """
         url = order.notify_url
         if not url:
             merchant = await self.repo.get_merchant(conn, order.merchant_id)
             url = merchant.webhook_url if merchant else None
         if not url:
-            return
+            return False
         event_id = new_id("evt")
         payload: dict[str, Any] = {
             "id": event_id,
@@ -546,8 +579,9 @@ class PaymentService:
         if refund is not None:
             payload["data"]["refund"] = refund.public()
         await self.repo.insert_event(
-            conn, order.merchant_id, type_, order.id, url, payload, event_id
+            conn, order.merchant_id, type_, order.id, url, payload, event_id, note=note
         )
+        return note is not None
 
     async def events(self, client_id: str, status: str | None, limit: int) -> list[Event]:
         async with self.pool.acquire() as conn:

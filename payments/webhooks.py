@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import asyncpg
 import httpx
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from identity.keys import SigningKey, b64url
-from payments.domain import Event
+from payments.domain import Event, Merchant
 from payments.repository import PaymentsRepository
 
 log = logging.getLogger("superapp.payments.webhooks")
@@ -85,6 +86,15 @@ def next_attempt(attempts: int, time_scale: float, now: dt.datetime) -> dt.datet
     return now + dt.timedelta(seconds=SCHEDULE[attempts - 1] * time_scale)
 
 
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    event_id: str
+    delivered: bool
+    status: int | None  # the merchant's HTTP status, None when no answer came
+    error: str
+    retry_at: dt.datetime | None  # failed: when to try again; None: dead-letter
+
+
 class WebhookDispatcher:
     def __init__(
         self,
@@ -104,17 +114,28 @@ class WebhookDispatcher:
         self.timeout = timeout
 
     async def run_once(self, limit: int = 50) -> int:
+        """Deliver a batch of due events: one read of their merchants, the posts in
+        parallel, then every event's own outcome written in one statement."""
         async with self.pool.acquire() as conn:
             events = await self.repo.claim_events(conn, LEASE, limit)
-        if events:
-            await asyncio.gather(*(self._deliver(e) for e in events))
+            if not events:
+                return 0
+            merchants = await self.repo.get_merchants(conn, {e.merchant_id for e in events})
+        outcomes = await asyncio.gather(
+            *(self._deliver(e, merchants.get(e.merchant_id)) for e in events)
+        )
+        done = [o for o in outcomes if o is not None]
+        if done:
+            async with self.pool.acquire() as conn:
+                await self.repo.record_deliveries(conn, done)
+        for outcome in done:
+            if not outcome.delivered and outcome.retry_at is None:
+                log.warning("webhook dead-lettered", extra={"event_id": outcome.event_id})
         return len(events)
 
-    async def _deliver(self, event: Event) -> None:
-        async with self.pool.acquire() as conn:
-            merchant = await self.repo.get_merchant(conn, event.merchant_id)
+    async def _deliver(self, event: Event, merchant: Merchant | None) -> DeliveryOutcome | None:
         if merchant is None:
-            return
+            return None
         body = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":")).encode()
         ts = int(time.time())
         headers = {
@@ -135,11 +156,7 @@ class WebhookDispatcher:
             error = "" if 200 <= status < 300 else f"HTTP {status}"
         except httpx.HTTPError as exc:
             error = type(exc).__name__
-        async with self.pool.acquire() as conn:
-            if not error and status is not None:
-                await self.repo.event_delivered(conn, event.id, status)
-                return
-            retry = next_attempt(event.attempts, self.time_scale, dt.datetime.now(dt.UTC))
-            await self.repo.event_failed(conn, event.id, status, error, retry)
-        if retry is None:
-            log.warning("webhook dead-lettered", extra={"event_id": event.id})
+        if not error and status is not None:
+            return DeliveryOutcome(event.id, True, status, "", None)
+        retry = next_attempt(event.attempts, self.time_scale, dt.datetime.now(dt.UTC))
+        return DeliveryOutcome(event.id, False, status, error, retry)

@@ -169,6 +169,7 @@ class Services:
         await self.routes.stop()
         await self.usage.stop()
         await self.upstream_http.close()
+        await self.payments.aclose()
         await self.http.aclose()
         await self.redis.aclose()
         await self.pool.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import httpx
@@ -30,6 +31,7 @@ from payments.reconciliation import Reconciler
 from payments.repository import PaymentsRepository
 from payments.service import PaymentService
 from payments.webhooks import WebhookDispatcher
+from server.channel_http import LeanHttp
 from server.settings import Settings
 from server.sims.launcher import SIMULATORS
 
@@ -84,13 +86,22 @@ def build_payments(
 ) -> tuple[PaymentService, PaymentsWorker, Reconciler]:
     poll = dt.timedelta(seconds=settings.payments_poll_interval)
     repo = PaymentsRepository(vault)
+    # The channel calls and the webhooks go through the lean keep-alive client (httpx's
+    # interface, a fraction of its CPU per call); ``http`` stays for everything else.
+    lean = cast(httpx.AsyncClient, LeanHttp(timeout=10.0))
     svc = PaymentService(
-        pool, repo, Ledger(), build_channels(settings, http), tokens, poll_interval=poll
+        pool,
+        repo,
+        Ledger(),
+        build_channels(settings, lean),
+        tokens,
+        poll_interval=poll,
+        http=lean,
     )
     dispatcher = WebhookDispatcher(
         pool,
         repo,
-        http,
+        lean,
         lambda: tokens.ring.active,
         time_scale=settings.payments_time_scale,
     )

@@ -82,7 +82,7 @@ async def start_payments(services: Services) -> Sims:
     wx_proc, wx = _start("server.sims.wechatpay", credentials_dir(settings, "wechatpay"))
     ali_proc, ali = _start("server.sims.alipay", credentials_dir(settings, "alipay"))
     svc = services.payments
-    svc.channels = build_channels(settings, services.http, wechatpay_url=wx, alipay_url=ali)
+    svc.channels = build_channels(settings, svc.http, wechatpay_url=wx, alipay_url=ali)
     svc.poll_interval = dt.timedelta(seconds=0.3)
     worker = services.payments_worker
     worker.tick, worker.poll_interval = 0.05, dt.timedelta(seconds=0.3)

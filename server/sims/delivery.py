@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import httpx
+from server.sims.rawhttp import HttpError, RawHttpClient
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,11 @@ class CallbackDelivery:
         self._timeout = request_timeout
         self._tasks: set[asyncio.Task[None]] = set()
         self.attempts: list[Attempt] = []
-        self._http: httpx.AsyncClient | None = None
+        self._http: RawHttpClient | None = None
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self) -> RawHttpClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self._timeout)
+            self._http = RawHttpClient(timeout=self._timeout)
         return self._http
 
     def send(self, key: str, url: str, build: BuildRequest) -> None:
@@ -81,10 +81,9 @@ class CallbackDelivery:
         status: int | None = None
         acked = False
         try:
-            resp = await self._client().post(url, content=body, headers=headers)
-            status = resp.status_code
-            acked = self._is_ack(status, resp.content)
-        except httpx.HTTPError as exc:
+            status, content = await self._client().post(url, body, headers)
+            acked = self._is_ack(status, content)
+        except HttpError as exc:
             log.info("callback %s attempt %d to %s failed: %s", key, number, url, exc)
         if acked and self._rng.random() < self._faults.timeout_probability:
             acked = False  # the answer "timed out": the channel will post again

@@ -51,3 +51,34 @@ async def test_failing_endpoint_dead_letters_then_redelivers(
 
     await eventually(delivered)
     assert len(receiver.events(order["id"], "payment.succeeded")) == 17
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(90)
+async def test_each_event_of_a_batch_keeps_its_own_outcome(
+    api: Api, sims: Sims, receiver: Receiver
+) -> None:
+    """Deliveries are claimed and recorded in batches; one failing endpoint must not
+    mark its neighbours failed, nor a delivered neighbour mark it delivered."""
+    receiver.status = 200
+    m = await new_merchant(api)
+    good = await create_order(api, m, 301, notify_url=receiver.url)
+    bad = await create_order(api, m, 302, notify_url="http://127.0.0.1:9/nobody-listens")
+    citizen = (await api.sign_in(random_phone()))["access_token"]
+    await pay_and_confirm(api, sims, citizen, good["id"], "wechatpay")
+    await pay_and_confirm(api, sims, citizen, bad["id"], "alipay")
+
+    async def settled() -> dict | None:
+        resp = await api.get("/api/v1/payments/events", token=m.token)
+        mine = {e["order_id"]: e for e in resp.json()["events"] if e["type"] == "payment.succeeded"}
+        ok, failed = mine.get(good["id"]), mine.get(bad["id"])
+        if ok is None or failed is None or ok["status"] != "delivered":
+            return None
+        return mine if failed.get("last_error") else None
+
+    events = await eventually(settled, timeout=60)
+    assert events[good["id"]]["last_status"] == 200
+    assert events[bad["id"]]["status"] in ("pending", "dead")
+    assert events[bad["id"]]["last_status"] is None
+    assert len(receiver.events(good["id"], "payment.succeeded")) == 1
+    assert receiver.events(bad["id"]) == []
