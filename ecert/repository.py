@@ -28,6 +28,18 @@ class IssuerKeyRow:
 
 
 @dataclass(frozen=True)
+class NewUse:
+    use_id: str
+    certificate: Certificate
+    kind: str
+    unit_id: str | None
+    client_id: str | None
+    matter_code: str | None
+    result: str
+    fields: list[str]
+
+
+@dataclass(frozen=True)
 class NewCertificate:
     id: str
     type_code: str
@@ -264,6 +276,31 @@ class EcertRepository:
         )
         return self._certificate(r) if r else None
 
+    async def counter_lookups(
+        self, conn: Conn, scans: list[tuple[str, str, int | None, int | None]]
+    ) -> list[tuple[bool, Certificate | None]]:
+        """For each (account, unit, status list, index): may the account verify for the
+        unit, and the certificate at that status reference; many scans, one statement.
+
+        The role rule is ``Organisations.require(("counter-staff",), unit)`` (a platform
+        admin passes), read from identity's ``role_grants`` in the same statement, so a
+        revoked grant takes effect on the next scan."""
+        rows = await conn.fetch(
+            """SELECT q.i, EXISTS (SELECT 1 FROM role_grants g WHERE g.account_id = q.sub
+                   AND ((g.role = 'counter-staff' AND g.unit_id = q.unit)
+                        OR (g.role = 'platform-admin' AND g.unit_id = ''))) AS allowed, c.*
+               FROM unnest($1::text[], $2::text[], $3::int[], $4::int[])
+                    WITH ORDINALITY AS q(sub, unit, list_id, idx, i)
+               LEFT JOIN ecert_certificates c
+                 ON c.status_list_id = q.list_id AND c.status_idx = q.idx
+               ORDER BY q.i""",
+            [s[0] for s in scans],
+            [s[1] for s in scans],
+            [s[2] for s in scans],
+            [s[3] for s in scans],
+        )
+        return [(r["allowed"], self._certificate(r) if r["id"] is not None else None) for r in rows]
+
     async def holder_certificates(self, conn: Conn, holder_id: str) -> list[Certificate]:
         rows = await conn.fetch(
             "SELECT * FROM ecert_certificates WHERE holder_id = $1 ORDER BY issued_at DESC, id",
@@ -316,6 +353,29 @@ class EcertRepository:
             matter_code,
             result,
             fields,
+        )
+
+    async def insert_uses(self, conn: Conn, uses: list[NewUse]) -> None:
+        """Insert many use-log rows in one statement: all are committed, or none."""
+        await conn.execute(
+            """INSERT INTO ecert_uses (id, certificate_id, holder_id, kind, unit_id, client_id,
+                 matter_code, result, fields)
+               SELECT u.id, u.certificate_id, u.holder_id, u.kind, u.unit_id, u.client_id,
+                 u.matter_code, u.result,
+                 ARRAY(SELECT jsonb_array_elements_text(u.fields::jsonb))
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                 $6::text[], $7::text[], $8::text[], $9::text[])
+                 AS u(id, certificate_id, holder_id, kind, unit_id, client_id, matter_code,
+                      result, fields)""",
+            [u.use_id for u in uses],
+            [u.certificate.id for u in uses],
+            [u.certificate.holder_id for u in uses],
+            [u.kind for u in uses],
+            [u.unit_id for u in uses],
+            [u.client_id for u in uses],
+            [u.matter_code for u in uses],
+            [u.result for u in uses],
+            [json.dumps(u.fields) for u in uses],
         )
 
     async def uses(self, conn: Conn, cert_id: str, limit: int, offset: int) -> list[Use]:
