@@ -29,6 +29,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -70,7 +71,7 @@ from ecert.presentation.status_list import (
     StatusList,
     sign_status_list,
 )
-from ecert.repository import EcertRepository, NewUse
+from ecert.repository import EcertRepository, NewUse, Scan
 from ecert.service import Certificates
 from identity.errors import DependencyUnavailable, Forbidden, ValidationError
 from identity.ids import new_id
@@ -145,9 +146,9 @@ class Presentations:
         self.skew = skew
         self._verified: set[bytes] = set()
         self._matters: dict[str, tuple[float, Matter]] = {}
-        self._lookups = MicroBatcher(self._lookup_batch)
+        # PostgreSQL: the scans' lookups and the use-log rows share one statement per batch.
+        self._pg: MicroBatcher[Scan | NewUse, Any] = MicroBatcher(self._pg_batch)
         self._consumes = MicroBatcher(self._consume_batch)
-        self._uses = MicroBatcher(self._insert_batch)
 
     def status_uri(self, list_id: int) -> str:
         # Kept short on purpose: every character is in the QR code (see cwt.py's budget).
@@ -310,7 +311,8 @@ class Presentations:
         list_id = None if p is None or p.status is None else self._list_id(p.status.uri)
         if list_id is None or p is None or p.status is None:
             return None, None
-        return list_id, p.status.idx
+        # int4 in the table; a larger index (ours are never) must not fail a whole batch.
+        return (list_id, p.status.idx) if p.status.idx < 2**31 else (None, None)
 
     async def verify(
         self, who: Principal, qr_text: object, matter_code: object, unit_id: object = None
@@ -336,7 +338,7 @@ class Presentations:
                 fault = exc
         named = p or late
         # One statement (batched with concurrent scans): the grant and the certificate.
-        allowed, cert = await self._lookups.submit((who.sub, unit, *self._status_ref(named)))
+        allowed, cert = await self._pg.submit((who.sub, unit, *self._status_ref(named)))
         if not allowed:
             raise Forbidden("This action needs the role counter-staff.")
         if not isinstance(matter_code, str) or not matter_code:
@@ -377,18 +379,12 @@ class Presentations:
     ) -> str:
         """Record a verification; returns once its row is committed (group commit)."""
         use_id = new_id("ver")
-        await self._uses.submit(
+        await self._pg.submit(
             NewUse(use_id, cert, "verification", unit_id, None, matter, result, fields)
         )
         return use_id
 
     # the batched round trips of the counter ----------------------------------------------
-
-    async def _lookup_batch(
-        self, scans: list[tuple[str, str, int | None, int | None]]
-    ) -> list[tuple[bool, Certificate | None]]:
-        async with self.pool.acquire() as conn:
-            return await self.repo.counter_lookups(conn, scans)
 
     async def _consume_batch(self, items: list[tuple[str, str, int]]) -> list[bool | BaseException]:
         """One ``SET NX`` per scan, sent as one pipeline (no MULTI: each command is atomic
@@ -402,24 +398,27 @@ class Presentations:
             return [_store_down() for _ in items]
         return [_store_down() if isinstance(r, Exception) else bool(r) for r in replies]
 
-    async def _insert_batch(self, uses: list[NewUse]) -> list[None | BaseException]:
+    async def _pg_batch(self, items: list[Scan | NewUse]) -> list[Any]:
+        """Scans get (allowed, certificate or None); use-log rows get None once committed."""
+        scans = [i for i in items if not isinstance(i, NewUse)]
+        uses = [i for i in items if isinstance(i, NewUse)]
+        use_results: list[None | BaseException] = [None] * len(uses)
         async with self.pool.acquire() as conn:
             try:
-                await self.repo.insert_uses(conn, uses)
-                return [None] * len(uses)
+                found = await self.repo.counter_round(conn, scans, uses)
             except asyncpg.PostgresError:
-                if len(uses) == 1:
+                if not uses:
                     raise
-            # One bad row fails the whole statement: retry row by row, so that each
-            # caller gets its own verdict and the good rows are still recorded.
-            out: list[None | BaseException] = []
-            for use in uses:
-                try:
-                    await self.repo.insert_uses(conn, [use])
-                    out.append(None)
-                except asyncpg.PostgresError as exc:
-                    out.append(exc)
-            return out
+                # A bad row fails the whole statement: look up alone, then insert row by
+                # row, so each caller gets its own verdict and the good rows are recorded.
+                found = await self.repo.counter_round(conn, scans, [])
+                for k, use in enumerate(uses):
+                    try:
+                        await self.repo.counter_round(conn, [], [use])
+                    except asyncpg.PostgresError as exc:
+                        use_results[k] = exc
+        found_iter, use_iter = iter(found), iter(use_results)
+        return [next(use_iter) if isinstance(i, NewUse) else next(found_iter) for i in items]
 
     # status lists -----------------------------------------------------------------------
 

@@ -34,11 +34,16 @@ async def test_a_bad_row_fails_only_its_own_use_log_insert(api: Api, world: Worl
         )  # fmt: skip
 
     good1, bad, good2 = use(cert, "valid"), use(ghost, "valid"), use(cert, "qr-replayed")
+    clerk = svc.tokens.verify_access(world.clerk_token).sub
+    scan = (clerk, world.clerk_unit, cert.status_list_id, cert.status_idx)
+    # Lookups share the statement with the inserts: they still get their answer.
     results = await asyncio.gather(
-        *(p._uses.submit(u) for u in (good1, bad, good2)), return_exceptions=True
+        *(p._pg.submit(i) for i in (good1, scan, bad, good2)), return_exceptions=True
     )
-    assert results[0] is None and results[2] is None
-    assert isinstance(results[1], asyncpg.ForeignKeyViolationError)
+    assert results[0] is None and results[3] is None
+    assert isinstance(results[2], asyncpg.ForeignKeyViolationError)
+    allowed, found = results[1]
+    assert allowed and found is not None and found.id == cert.id
     rows = await svc.pool.fetch(
         "SELECT id, result, fields FROM ecert_uses WHERE certificate_id = $1", cert.id
     )
@@ -71,10 +76,10 @@ async def test_grant_is_checked_per_scanner_within_one_batch(api: Api, world: Wo
     clerk = svc.tokens.verify_access(world.clerk_token).sub
     ref = (cert.status_list_id, cert.status_idx)
     (ok, c1), (denied, c2), (other_unit, _), (ok2, none) = await asyncio.gather(
-        svc.presentations._lookups.submit((clerk, world.clerk_unit, *ref)),
-        svc.presentations._lookups.submit((world.citizen_sub, world.clerk_unit, *ref)),
-        svc.presentations._lookups.submit((clerk, world.unit_id, *ref)),
-        svc.presentations._lookups.submit((clerk, world.clerk_unit, None, None)),
+        svc.presentations._pg.submit((clerk, world.clerk_unit, *ref)),
+        svc.presentations._pg.submit((world.citizen_sub, world.clerk_unit, *ref)),
+        svc.presentations._pg.submit((clerk, world.unit_id, *ref)),
+        svc.presentations._pg.submit((clerk, world.clerk_unit, None, None)),
     )
     assert ok and not denied and not other_unit and ok2
     assert c1 is not None and c1.id == cert.id and c2 is not None and none is None
