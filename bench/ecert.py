@@ -2,7 +2,11 @@
 against a bare Tornado handler served by the same process in the same run, QR
 issuance (text) per second, PNG rendering median, and the QR version of each profile.
 
-    python bench/ecert.py [--requests 2000] [--concurrency 16]
+    python bench/ecert.py [--requests 2000] [--concurrency 16] [--profile FILE]
+
+Besides the rates it reports the serving process's CPU time per request for the
+verify route and the bare handler (steadier than rates on a shared machine);
+``--profile`` writes a cProfile of the server during the verify run.
 
 Uses SUPERAPP_DATABASE_URL / SUPERAPP_REDIS_URL when set, else the embedded servers
 under a temporary data directory. The load generator runs in a child process so

@@ -257,7 +257,7 @@ class Presentations:
             if len(units) != 1:
                 raise ValidationError("unit_id", "Say for which unit you verify.")
             unit_id = units[0]
-        if not isinstance(unit_id, str):
+        if not isinstance(unit_id, str) or len(unit_id) > 100 or not unit_id.isprintable():
             raise ValidationError("unit_id", "Must be a unit id.")
         return unit_id
 
@@ -402,23 +402,26 @@ class Presentations:
         """Scans get (allowed, certificate or None); use-log rows get None once committed."""
         scans = [i for i in items if not isinstance(i, NewUse)]
         uses = [i for i in items if isinstance(i, NewUse)]
-        use_results: list[None | BaseException] = [None] * len(uses)
         async with self.pool.acquire() as conn:
             try:
                 found = await self.repo.counter_round(conn, scans, uses)
-            except asyncpg.PostgresError:
-                if not uses:
+            except (asyncpg.PostgresError, asyncpg.DataError):
+                if len(items) == 1:
                     raise
-                # A bad row fails the whole statement: look up alone, then insert row by
-                # row, so each caller gets its own verdict and the good rows are recorded.
-                found = await self.repo.counter_round(conn, scans, [])
-                for k, use in enumerate(uses):
-                    try:
-                        await self.repo.counter_round(conn, [], [use])
-                    except asyncpg.PostgresError as exc:
-                        use_results[k] = exc
-        found_iter, use_iter = iter(found), iter(use_results)
-        return [next(use_iter) if isinstance(i, NewUse) else next(found_iter) for i in items]
+                # One bad item fails the whole statement (and commits none of it): redo
+                # each alone, so each caller gets its own verdict and good rows are kept.
+                return [await self._pg_alone(conn, item) for item in items]
+        it = iter(found)
+        return [None if isinstance(i, NewUse) else next(it) for i in items]
+
+    async def _pg_alone(self, conn: asyncpg.Connection, item: Scan | NewUse) -> Any:
+        try:
+            if isinstance(item, NewUse):
+                await self.repo.counter_round(conn, [], [item])
+                return None
+            return (await self.repo.counter_round(conn, [item], []))[0]
+        except (asyncpg.PostgresError, asyncpg.DataError) as exc:
+            return exc
 
     # status lists -----------------------------------------------------------------------
 

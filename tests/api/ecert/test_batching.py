@@ -83,6 +83,13 @@ async def test_grant_is_checked_per_scanner_within_one_batch(api: Api, world: Wo
     )
     assert ok and not denied and not other_unit and ok2
     assert c1 is not None and c1.id == cert.id and c2 is not None and none is None
+    # A scan PostgreSQL refuses (NUL in text) fails alone, not its batch.
+    good, bad = await asyncio.gather(
+        svc.presentations._pg.submit((clerk, world.clerk_unit, *ref)),
+        svc.presentations._pg.submit((clerk, "unit\x00", *ref)),
+        return_exceptions=True,
+    )
+    assert isinstance(bad, asyncpg.PostgresError) and good[0] and good[1].id == cert.id
 
 
 async def test_concurrent_scans_of_many_codes_each_get_their_own_answer(
@@ -98,3 +105,17 @@ async def test_concurrent_scans_of_many_codes_each_get_their_own_answer(
     )
     assert codes[5] == "qr-bad-encoding"
     assert codes[3] == 200  # the third code was scanned once
+
+
+async def test_a_unit_id_the_database_would_refuse_is_a_validation_error(
+    api: Api, world: World
+) -> None:
+    made = await issue(api, world)
+    text = (await qr(api, world, made["id"]))["qr_text"]
+    resp = await api.post(
+        "/api/v1/ecert/verify",
+        token=world.clerk_token,
+        json={"qr_text": text, "matter_code": "t-all", "unit_id": "unt_\x00"},
+    )
+    assert resp.status_code == 422 and resp.json()["code"] == "validation-failed", resp.text
+    assert (await verify(api, world, text)).status_code == 200  # the code was not consumed
