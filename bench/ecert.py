@@ -264,23 +264,7 @@ def main() -> None:
     parser.add_argument(
         "--profile", metavar="FILE", help="write a cProfile of the server during the verify run"
     )
-    parser.add_argument(
-        "--no-pool-reset",
-        action="store_true",
-        help="what-if: skip asyncpg's reset query when a connection returns to the pool",
-    )
     args = parser.parse_args()
-    if args.no_pool_reset:
-        import functools
-
-        import server.bootstrap
-
-        async def no_reset(conn: Any) -> None:
-            return None
-
-        server.bootstrap.asyncpg.create_pool = functools.partial(  # type: ignore[attr-defined]
-            asyncpg.create_pool, reset=no_reset
-        )
     print(json.dumps(asyncio.run(bench(args)), indent=2))
 
 
