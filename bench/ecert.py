@@ -2,7 +2,11 @@
 against a bare Tornado handler served by the same process in the same run, QR
 issuance (text) per second, PNG rendering median, and the QR version of each profile.
 
-    python bench/ecert.py [--requests 2000] [--concurrency 16]
+    python bench/ecert.py [--requests 2000] [--concurrency 16] [--profile FILE]
+
+Besides the rates it reports the serving process's CPU time per request for the
+verify route and the bare handler (steadier than rates on a shared machine);
+``--profile`` writes a cProfile of the server during the verify run.
 
 Uses SUPERAPP_DATABASE_URL / SUPERAPP_REDIS_URL when set, else the embedded servers
 under a temporary data directory. The load generator runs in a child process so
@@ -207,12 +211,24 @@ async def measure(svc: Any, args: argparse.Namespace, url: str, bare_port: int) 
         clerk_token,
         args.concurrency,
     )
+    cpu0 = time.process_time()
     bare_time, bare_status = await run_load(
         f"http://127.0.0.1:{bare_port}/verify", bodies, clerk_token, args.concurrency
     )
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    cpu1 = time.process_time()
     verify_time, verify_status = await run_load(
         f"{url}/api/v1/ecert/verify", bodies, clerk_token, args.concurrency
     )
+    cpu2 = time.process_time()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     bare_rps, verify_rps = n / bare_time, n / verify_time
     return {
         "requests": n,
@@ -222,6 +238,10 @@ async def measure(svc: Any, args: argparse.Namespace, url: str, bare_port: int) 
         "bare_tornado_per_s": round(bare_rps),
         "bare_statuses": bare_status,
         "verify_ratio": round(verify_rps / bare_rps, 3),
+        # CPU time of the serving process per request (less disturbed by a busy machine
+        # than the rates); PostgreSQL's and Redis's own CPU is not included.
+        "server_cpu_us_per_verify": round((cpu2 - cpu1) / n * 1e6),
+        "server_cpu_us_per_bare": round((cpu1 - cpu0) / n * 1e6),
         "qr_issuance_per_s": round(qr_rate),
         "qr_issuance_note": "through the service: ownership, status, issuer signature, Redis",
         "qr_text_encode_per_s": round(encode_rate),
@@ -242,22 +262,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
-        "--no-pool-reset",
-        action="store_true",
-        help="what-if: skip asyncpg's reset query when a connection returns to the pool",
+        "--profile", metavar="FILE", help="write a cProfile of the server during the verify run"
     )
     args = parser.parse_args()
-    if args.no_pool_reset:
-        import functools
-
-        import server.bootstrap
-
-        async def no_reset(conn: Any) -> None:
-            return None
-
-        server.bootstrap.asyncpg.create_pool = functools.partial(  # type: ignore[attr-defined]
-            asyncpg.create_pool, reset=no_reset
-        )
     print(json.dumps(asyncio.run(bench(args)), indent=2))
 
 

@@ -11,7 +11,13 @@ window (``decode_and_verify``) -> the certificate named by the status
 reference -> one-time ``cti`` consumed atomically in Redis (``SET NX`` keyed
 on (kid, cti), never on the text: ECDSA signatures have a valid twin) ->
 certificate status. Every attempt that names a certificate goes to the use
-log. Redis down fails closed with 503.
+log, committed before the answer. Redis down fails closed with 503.
+
+The scan's three round trips (grant + certificate in one SQL statement, the
+``SET NX``, the use-log insert) are each micro-batched with the concurrent
+scans of this process (``ecert.batching``): one statement, one pipeline, one
+insert per batch, with a result or an error per scan. Decoding and the
+signature check run first (no I/O), their verdict raised in the order above.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric import ec
 from redis.exceptions import RedisError
 
+from ecert.batching import MicroBatcher
 from ecert.domain import PROFILES, Certificate, CertType, Matter
 from ecert.errors import (
     CertificateExpired,
@@ -63,7 +71,7 @@ from ecert.presentation.status_list import (
     StatusList,
     sign_status_list,
 )
-from ecert.repository import EcertRepository
+from ecert.repository import EcertRepository, NewUse, Scan
 from ecert.service import Certificates
 from identity.errors import DependencyUnavailable, Forbidden, ValidationError
 from identity.ids import new_id
@@ -105,6 +113,12 @@ def status_error(cert: Certificate, now: datetime) -> CertificateStatusError | N
     }.get(status)
 
 
+def _store_down() -> DependencyUnavailable:
+    return DependencyUnavailable(
+        "The one-time code store is unavailable; try again.", retry_after=5
+    )
+
+
 class Presentations:
     def __init__(
         self,
@@ -132,6 +146,9 @@ class Presentations:
         self.skew = skew
         self._verified: set[bytes] = set()
         self._matters: dict[str, tuple[float, Matter]] = {}
+        # PostgreSQL: the scans' lookups and the use-log rows share one statement per batch.
+        self._pg: MicroBatcher[Scan | NewUse, Any] = MicroBatcher(self._pg_batch)
+        self._consumes = MicroBatcher(self._consume_batch)
 
     def status_uri(self, list_id: int) -> str:
         # Kept short on purpose: every character is in the QR code (see cwt.py's budget).
@@ -232,10 +249,7 @@ class Presentations:
 
     # the counter ------------------------------------------------------------------------
 
-    async def counter_unit(
-        self, who: Principal, unit_id: object, conn: asyncpg.Connection | None = None
-    ) -> str:
-        """The unit ``who`` verifies for; the grant is read from PostgreSQL on every call."""
+    def _claimed_unit(self, who: Principal, unit_id: object) -> str:
         if who.kind != "user":
             raise Forbidden("Verification needs a signed-in counter staff member.")
         if not unit_id:
@@ -243,26 +257,23 @@ class Presentations:
             if len(units) != 1:
                 raise ValidationError("unit_id", "Say for which unit you verify.")
             unit_id = units[0]
-        if not isinstance(unit_id, str):
+        if not isinstance(unit_id, str) or len(unit_id) > 100 or not unit_id.isprintable():
             raise ValidationError("unit_id", "Must be a unit id.")
-        if conn is None:
-            await self.orgs.require(who, ("counter-staff",), unit_id)
-            return unit_id
-        # The rule of ``Organisations.require`` (platform admin passes), through identity's
-        # repository on the caller's connection: one round trip in the common case.
-        repo = self.orgs.repo
-        if await repo.has_role(conn, who.sub, ("counter-staff",), unit_id):
-            return unit_id
-        if await repo.has_role(conn, who.sub, ("platform-admin",), None):
-            return unit_id
-        raise Forbidden("This action needs the role counter-staff.")
+        return unit_id
 
-    async def _matter(self, conn: asyncpg.Connection, code: str) -> Matter | None:
+    async def counter_unit(self, who: Principal, unit_id: object) -> str:
+        """The unit ``who`` verifies for; the grant is read from PostgreSQL on every call."""
+        unit = self._claimed_unit(who, unit_id)
+        await self.orgs.require(who, ("counter-staff",), unit)
+        return unit
+
+    async def _matter(self, code: str) -> Matter | None:
         cached = self._matters.get(code)
         now = time.monotonic()
         if cached is not None and now - cached[0] < MATTER_CACHE_SECONDS:
             return cached[1]
-        matter = await self.repo.matter(conn, code)
+        async with self.pool.acquire() as conn:
+            matter = await self.repo.matter(conn, code)
         if matter is not None:
             self._matters[code] = (now, matter)
         return matter
@@ -296,74 +307,121 @@ class Presentations:
             )
         return use_id
 
-    async def _certificate_of(
-        self, conn: asyncpg.Connection, p: Presentation
-    ) -> Certificate | None:
-        list_id = None if p.status is None else self._list_id(p.status.uri)
-        if list_id is None or p.status is None:
-            return None
-        cert = await self.repo.by_status_ref(conn, list_id, p.status.idx)
-        return cert if cert is not None and cert.type_code == p.cert_type else None
+    def _status_ref(self, p: Presentation | None) -> tuple[int | None, int | None]:
+        list_id = None if p is None or p.status is None else self._list_id(p.status.uri)
+        if list_id is None or p is None or p.status is None:
+            return None, None
+        # int4 in the table; a larger index (ours are never) must not fail a whole batch.
+        return (list_id, p.status.idx) if p.status.idx < 2**31 else (None, None)
 
     async def verify(
         self, who: Principal, qr_text: object, matter_code: object, unit_id: object = None
     ) -> Verification:
-        # One pooled connection for the whole scan: fewer acquire/reset round trips.
-        async with self.pool.acquire() as conn:
-            return await self._verify(conn, who, qr_text, matter_code, unit_id)
-
-    async def _verify(
-        self,
-        conn: asyncpg.Connection,
-        who: Principal,
-        qr_text: object,
-        matter_code: object,
-        unit_id: object,
-    ) -> Verification:
-        unit = await self.counter_unit(who, unit_id, conn)
+        unit = self._claimed_unit(who, unit_id)
+        now = datetime.now(UTC)
+        # Decoding and the signature check need no round trip: done first, their verdict
+        # kept for its turn, so the errors come in the documented order.
+        p: Presentation | None = None
+        late: Presentation | None = None
+        fault: PresentationError | None = None
+        if isinstance(qr_text, str) and qr_text:
+            try:
+                p = decode_and_verify(qr_text, self._platform_key, now, self.skew)
+            except (QrExpired, QrNotYetValid) as exc:
+                # The signature checked; name the certificate so its holder sees the attempt.
+                fault = exc
+                try:
+                    late = decode_and_verify(qr_text, self._platform_key, now, 10**11)
+                except PresentationError as again:
+                    fault = again
+            except PresentationError as exc:
+                fault = exc
+        named = p or late
+        # One statement (batched with concurrent scans): the grant and the certificate.
+        allowed, cert = await self._pg.submit((who.sub, unit, *self._status_ref(named)))
+        if not allowed:
+            raise Forbidden("This action needs the role counter-staff.")
         if not isinstance(matter_code, str) or not matter_code:
             raise ValidationError("matter_code", "Say for which matter you verify.")
-        matter = await self._matter(conn, matter_code)
+        matter = await self._matter(matter_code)
         if matter is None:
             raise UnknownMatter(f"No matter {matter_code!r}.")
         if not isinstance(qr_text, str) or not qr_text:
             raise ValidationError("qr_text", "Send the scanned text.")
-        now = datetime.now(UTC)
-        try:
-            p = decode_and_verify(qr_text, self._platform_key, now, self.skew)
-        except (QrExpired, QrNotYetValid) as exc:
-            # The signature checked; name the certificate so its holder sees the attempt.
-            late = decode_and_verify(qr_text, self._platform_key, now, 10**11)
-            cert = await self._certificate_of(conn, late)
-            if cert is not None:
-                await self.record_use(cert, unit, matter.code, exc.code, [], conn=conn)
-            raise
-        cert = await self._certificate_of(conn, p)
+        if cert is not None and (named is None or cert.type_code != named.cert_type):
+            cert = None
+        if fault is not None:
+            if late is not None and cert is not None:
+                await self._log(cert, unit, matter.code, fault.code, [])
+            raise fault
+        assert p is not None
         if cert is None:
             raise QrMalformed("The presentation names no certificate we issued.")
         key = f"{CTI_KEY}{p.kid.hex()}:{p.cti.hex()}"
-        try:
-            first = await self.redis.set(
-                key, unit, nx=True, exat=int(p.expires_at.timestamp()) + self.skew + 1
-            )
-        except (RedisError, OSError):
-            raise DependencyUnavailable(
-                "The one-time code store is unavailable; try again.", retry_after=5
-            ) from None
-        if not first:
-            await self.record_use(cert, unit, matter.code, QrReplayed.code, [], conn=conn)
+        exat = int(p.expires_at.timestamp()) + self.skew + 1
+        if not await self._consumes.submit((key, unit, exat)):
+            await self._log(cert, unit, matter.code, QrReplayed.code, [])
             raise QrReplayed()
         error = status_error(cert, now)
         if error is not None:
-            await self.record_use(cert, unit, matter.code, error.code, [], conn=conn)
+            await self._log(cert, unit, matter.code, error.code, [])
             raise error
-        cert_type = await self.certificates.type(cert.type_code, conn)
+        cert_type = await self.certificates.type(cert.type_code)
         shown = {cert_type.name_field: p.masked_name, cert_type.id_field: p.masked_id, **p.extra}
-        allowed = set(matter.fields)
-        claims = {k: v for k, v in shown.items() if "*" in allowed or k in allowed}
+        allowed_fields = set(matter.fields)
+        claims = {k: v for k, v in shown.items() if "*" in allowed_fields or k in allowed_fields}
         withheld = sorted(k for k in shown if k not in claims)
-        use_id = await self.record_use(cert, unit, matter.code, "valid", sorted(claims), conn=conn)
+        use_id = await self._log(cert, unit, matter.code, "valid", sorted(claims))
         return Verification(use_id, cert, cert_type, unit, matter, claims, withheld)
+
+    async def _log(
+        self, cert: Certificate, unit_id: str, matter: str, result: str, fields: list[str]
+    ) -> str:
+        """Record a verification; returns once its row is committed (group commit)."""
+        use_id = new_id("ver")
+        await self._pg.submit(
+            NewUse(use_id, cert, "verification", unit_id, None, matter, result, fields)
+        )
+        return use_id
+
+    # the batched round trips of the counter ----------------------------------------------
+
+    async def _consume_batch(self, items: list[tuple[str, str, int]]) -> list[bool | BaseException]:
+        """One ``SET NX`` per scan, sent as one pipeline (no MULTI: each command is atomic
+        on its own, and two scans of one code in a batch are two commands, one wins)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key, unit, exat in items:
+            pipe.set(key, unit, nx=True, exat=exat)
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError):
+            return [_store_down() for _ in items]
+        return [_store_down() if isinstance(r, Exception) else bool(r) for r in replies]
+
+    async def _pg_batch(self, items: list[Scan | NewUse]) -> list[Any]:
+        """Scans get (allowed, certificate or None); use-log rows get None once committed."""
+        scans = [i for i in items if not isinstance(i, NewUse)]
+        uses = [i for i in items if isinstance(i, NewUse)]
+        async with self.pool.acquire() as conn:
+            try:
+                found = await self.repo.counter_round(conn, scans, uses)
+            except (asyncpg.PostgresError, asyncpg.DataError):
+                if len(items) == 1:
+                    raise
+                # One bad item fails the whole statement (and commits none of it): redo
+                # each alone, so each caller gets its own verdict and good rows are kept.
+                return [await self._pg_alone(conn, item) for item in items]
+        it = iter(found)
+        return [None if isinstance(i, NewUse) else next(it) for i in items]
+
+    async def _pg_alone(self, conn: asyncpg.Connection, item: Scan | NewUse) -> Any:
+        try:
+            if isinstance(item, NewUse):
+                await self.repo.counter_round(conn, [], [item])
+                return None
+            return (await self.repo.counter_round(conn, [item], []))[0]
+        except (asyncpg.PostgresError, asyncpg.DataError) as exc:
+            return exc
 
     # status lists -----------------------------------------------------------------------
 

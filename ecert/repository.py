@@ -4,6 +4,7 @@ encrypted at rest with the vault; callers get domain dataclasses back."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,18 @@ class IssuerKeyRow:
 
 
 @dataclass(frozen=True)
+class NewUse:
+    use_id: str
+    certificate: Certificate
+    kind: str
+    unit_id: str | None
+    client_id: str | None
+    matter_code: str | None
+    result: str
+    fields: list[str]
+
+
+@dataclass(frozen=True)
 class NewCertificate:
     id: str
     type_code: str
@@ -43,6 +56,49 @@ class NewCertificate:
     status_list_id: int
     status_idx: int
     issued_by: str | None
+
+
+#: A counter scan to look up: (account id, unit id, status list id, index in it).
+Scan = tuple[str, str, int | None, int | None]
+
+_COUNTER_LOOKUP = """SELECT q.i, EXISTS (SELECT 1 FROM role_grants g WHERE g.account_id = q.sub
+       AND ((g.role = 'counter-staff' AND g.unit_id = q.unit)
+            OR (g.role = 'platform-admin' AND g.unit_id = ''))) AS allowed, c.*
+   FROM unnest($1::text[], $2::text[], $3::int[], $4::int[])
+        WITH ORDINALITY AS q(sub, unit, list_id, idx, i)
+   LEFT JOIN ecert_certificates c ON c.status_list_id = q.list_id AND c.status_idx = q.idx
+   ORDER BY q.i"""
+
+
+_INSERT_USES = """INSERT INTO ecert_uses (id, certificate_id, holder_id, kind, unit_id,
+     client_id, matter_code, result, fields)
+   SELECT u.id, u.certificate_id, u.holder_id, u.kind, u.unit_id, u.client_id,
+     u.matter_code, u.result, ARRAY(SELECT jsonb_array_elements_text(u.fields::jsonb))
+   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+     $7::text[], $8::text[], $9::text[])
+     AS u(id, certificate_id, holder_id, kind, unit_id, client_id, matter_code, result, fields)"""
+
+# The lookup with the insert as a CTE: the insert's parameters move to $5..$13.
+_COUNTER_ROUND = (
+    "WITH ins AS ("
+    + re.sub(r"\$(\d+)", lambda m: f"${int(m[1]) + 4}", _INSERT_USES)
+    + ") "
+    + _COUNTER_LOOKUP
+)
+
+
+def _use_args(uses: list[NewUse]) -> tuple[list[Any], ...]:
+    return (
+        [u.use_id for u in uses],
+        [u.certificate.id for u in uses],
+        [u.certificate.holder_id for u in uses],
+        [u.kind for u in uses],
+        [u.unit_id for u in uses],
+        [u.client_id for u in uses],
+        [u.matter_code for u in uses],
+        [u.result for u in uses],
+        [json.dumps(u.fields) for u in uses],
+    )
 
 
 class EcertRepository:
@@ -264,6 +320,33 @@ class EcertRepository:
         )
         return self._certificate(r) if r else None
 
+    async def counter_round(
+        self, conn: Conn, scans: list[Scan], uses: list[NewUse]
+    ) -> list[tuple[bool, Certificate | None]]:
+        """For each scan (account, unit, status list, index): may the account verify for
+        the unit, and the certificate at that status reference; and insert the use-log
+        rows ``uses``. One statement (the insert a data-modifying CTE, run to completion
+        whether or not the select reads it), so one round trip and one commit; if any
+        row fails, nothing of it is committed.
+
+        The role rule is ``Organisations.require(("counter-staff",), unit)`` (a platform
+        admin passes), read from identity's ``role_grants`` in the same statement, so a
+        revoked grant takes effect on the next scan."""
+        if not scans:
+            await conn.execute(_INSERT_USES, *_use_args(uses))
+            return []
+        scan_args = (
+            [s[0] for s in scans],
+            [s[1] for s in scans],
+            [s[2] for s in scans],
+            [s[3] for s in scans],
+        )
+        if uses:
+            rows = await conn.fetch(_COUNTER_ROUND, *scan_args, *_use_args(uses))
+        else:
+            rows = await conn.fetch(_COUNTER_LOOKUP, *scan_args)
+        return [(r["allowed"], self._certificate(r) if r["id"] is not None else None) for r in rows]
+
     async def holder_certificates(self, conn: Conn, holder_id: str) -> list[Certificate]:
         rows = await conn.fetch(
             "SELECT * FROM ecert_certificates WHERE holder_id = $1 ORDER BY issued_at DESC, id",
@@ -317,6 +400,10 @@ class EcertRepository:
             result,
             fields,
         )
+
+    async def insert_uses(self, conn: Conn, uses: list[NewUse]) -> None:
+        """Insert many use-log rows in one statement: all are committed, or none."""
+        await self.counter_round(conn, [], uses)
 
     async def uses(self, conn: Conn, cert_id: str, limit: int, offset: int) -> list[Use]:
         rows = await conn.fetch(

@@ -42,6 +42,35 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
     )
 
 
+class _Application(tornado.web.Application):
+    """Tornado's router tries every rule in order (about 40 regexes before the counter's
+    verify route); literal paths are looked up in a dict first. A literal route is in
+    the dict only if no earlier rule matches its path, so the handler is always the one
+    the ordered scan would pick; anything else goes to the scan."""
+
+    def __init__(
+        self, specs: list[tornado.web.URLSpec], literal: list[str | None], **settings: Any
+    ) -> None:
+        """``literal[i]``: the path that ``specs[i]`` matches if it is a plain path."""
+        super().__init__(specs, **settings)
+        self._exact: dict[str, tornado.web.URLSpec] = {}
+        for i, (spec, path) in enumerate(zip(specs, literal, strict=True)):
+            if path is None or path in self._exact or not spec.regex.match(path):
+                continue
+            if not any(earlier.regex.match(path) for earlier in specs[:i]):
+                self._exact[path] = spec
+
+    def add_handlers(self, host_pattern: str, host_handlers: Any) -> None:
+        self._exact = {}  # host-specific rules go first: leave routing to the scan
+        super().add_handlers(host_pattern, host_handlers)
+
+    def find_handler(self, request: Any, **kwargs: Any) -> Any:
+        spec = self._exact.get(request.path)
+        if spec is not None:
+            return self.get_handler_delegate(request, spec.handler_class, spec.kwargs)
+        return super().find_handler(request, **kwargs)
+
+
 def make_app(
     svc: Services, routes: list[Route] | None = None, **settings: Any
 ) -> tornado.web.Application:
@@ -50,8 +79,9 @@ def make_app(
         tornado.web.url(r.pattern, r.handler, {"svc": svc, "template": r.template, **r.kwargs})
         for r in routes
     ]
-    return tornado.web.Application(
+    return _Application(
         specs,
+        [None if "{" in r.template else r.template for r in routes],
         default_handler_class=NotFoundHandler,
         default_handler_args={"svc": svc},
         log_function=_log_request,

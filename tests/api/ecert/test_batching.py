@@ -1,0 +1,121 @@
+"""The counter's batched round trips keep one verdict per scan: a bad row in a
+group-committed use-log insert fails only its own caller, one code twice in one
+Redis pipeline is consumed once, and the grant is checked per scanner."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import time
+
+import asyncpg
+import pytest
+
+from ecert.presenting import CTI_KEY
+from ecert.repository import NewUse
+from tests.api.ecert.helpers import World, issue, qr, verify
+from tests.support import Api
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_a_bad_row_fails_only_its_own_use_log_insert(api: Api, world: World) -> None:
+    svc = api.services
+    p = svc.presentations
+    made = await issue(api, world)
+    cert = await svc.certificates.own(world.citizen_sub, made["id"])
+    ghost = dataclasses.replace(cert, id="crt_" + secrets.token_hex(8))  # no such certificate
+
+    def use(c: object, result: str) -> NewUse:
+        return NewUse(
+            "ver_" + secrets.token_hex(8), c, "verification", world.clerk_unit, None, "t-all",
+            result, ["name"],
+        )  # fmt: skip
+
+    good1, bad, good2 = use(cert, "valid"), use(ghost, "valid"), use(cert, "qr-replayed")
+    clerk = svc.tokens.verify_access(world.clerk_token).sub
+    scan = (clerk, world.clerk_unit, cert.status_list_id, cert.status_idx)
+    # Lookups share the statement with the inserts: they still get their answer.
+    results = await asyncio.gather(
+        *(p._pg.submit(i) for i in (good1, scan, bad, good2)), return_exceptions=True
+    )
+    assert results[0] is None and results[3] is None
+    assert isinstance(results[2], asyncpg.ForeignKeyViolationError)
+    allowed, found = results[1]
+    assert allowed and found is not None and found.id == cert.id
+    rows = await svc.pool.fetch(
+        "SELECT id, result, fields FROM ecert_uses WHERE certificate_id = $1", cert.id
+    )
+    assert {(r["id"], r["result"], tuple(r["fields"])) for r in rows} == {
+        (good1.use_id, "valid", ("name",)),
+        (good2.use_id, "qr-replayed", ("name",)),
+    }
+    # The holder sees the committed rows through the API.
+    uses = await api.get(f"/api/v1/ecert/wallet/{cert.id}/uses", token=world.citizen_token)
+    assert sorted(u["result"] for u in uses.json()["uses"]) == ["qr-replayed", "valid"]
+
+
+async def test_one_code_twice_in_one_pipeline_is_consumed_once(api: Api) -> None:
+    p = api.services.presentations
+    key = f"{CTI_KEY}test:{secrets.token_hex(16)}"
+    exat = int(time.time()) + 600
+    first, second, other = await asyncio.gather(
+        p._consumes.submit((key, "unit-a", exat)),
+        p._consumes.submit((key, "unit-b", exat)),
+        p._consumes.submit((key + "x", "unit-a", exat)),
+    )
+    assert (first, second, other) == (True, False, True)
+    assert await api.services.redis.get(key) == b"unit-a"
+
+
+async def test_grant_is_checked_per_scanner_within_one_batch(api: Api, world: World) -> None:
+    svc = api.services
+    made = await issue(api, world)
+    cert = await svc.certificates.own(world.citizen_sub, made["id"])
+    clerk = svc.tokens.verify_access(world.clerk_token).sub
+    ref = (cert.status_list_id, cert.status_idx)
+    (ok, c1), (denied, c2), (other_unit, _), (ok2, none) = await asyncio.gather(
+        svc.presentations._pg.submit((clerk, world.clerk_unit, *ref)),
+        svc.presentations._pg.submit((world.citizen_sub, world.clerk_unit, *ref)),
+        svc.presentations._pg.submit((clerk, world.unit_id, *ref)),
+        svc.presentations._pg.submit((clerk, world.clerk_unit, None, None)),
+    )
+    assert ok and not denied and not other_unit and ok2
+    assert c1 is not None and c1.id == cert.id and c2 is not None and none is None
+    # A scan PostgreSQL refuses (NUL in text) fails alone, not its batch.
+    good, bad = await asyncio.gather(
+        svc.presentations._pg.submit((clerk, world.clerk_unit, *ref)),
+        svc.presentations._pg.submit((clerk, "unit\x00", *ref)),
+        return_exceptions=True,
+    )
+    assert isinstance(bad, asyncpg.PostgresError) and good[0] and good[1].id == cert.id
+
+
+async def test_concurrent_scans_of_many_codes_each_get_their_own_answer(
+    api: Api, world: World
+) -> None:
+    made = [await issue(api, world) for _ in range(3)]
+    texts = [(await qr(api, world, c["id"]))["qr_text"] for c in made]
+    scans = [texts[0], texts[1], texts[0], texts[2], texts[1], "SZ1:NOT-BASE45!"]
+    results = await asyncio.gather(*(verify(api, world, t) for t in scans))
+    codes = [r.status_code if r.status_code == 200 else r.json()["code"] for r in results]
+    assert sorted(codes[:5], key=str) == sorted(
+        [200, 200, 200, "qr-replayed", "qr-replayed"], key=str
+    )
+    assert codes[5] == "qr-bad-encoding"
+    assert codes[3] == 200  # the third code was scanned once
+
+
+async def test_a_unit_id_the_database_would_refuse_is_a_validation_error(
+    api: Api, world: World
+) -> None:
+    made = await issue(api, world)
+    text = (await qr(api, world, made["id"]))["qr_text"]
+    resp = await api.post(
+        "/api/v1/ecert/verify",
+        token=world.clerk_token,
+        json={"qr_text": text, "matter_code": "t-all", "unit_id": "unt_\x00"},
+    )
+    assert resp.status_code == 422 and resp.json()["code"] == "validation-failed", resp.text
+    assert (await verify(api, world, text)).status_code == 200  # the code was not consumed
