@@ -33,6 +33,7 @@ class MicroBatcher(Generic[T, R]):
         self._max = max_batch
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._running = False
+        self._task: asyncio.Task[None] | None = None  # held: the loop keeps only weak refs
 
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
@@ -45,7 +46,7 @@ class MicroBatcher(Generic[T, R]):
         return await fut
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
-        loop.create_task(self._drain())
+        self._task = loop.create_task(self._drain())
 
     async def _drain(self) -> None:
         try:
