@@ -42,7 +42,7 @@ from identity.verification.registry import HttpPopulationRegistry
 from identity.verification.repository import VerificationRepository
 from identity.verification.service import RealNameService
 from miniapps.catalog import Catalog
-from miniapps.gateway import GatewayCore
+from miniapps.gateway import AssertionSigner, GatewayCore
 from miniapps.ratelimit import RateLimiter
 from miniapps.ratings import Ratings
 from miniapps.repository import MiniAppRepository
@@ -309,7 +309,15 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         reconciler=reconciler,
         miniapps=MiniAppService(pool, mrepo, orgs, clients, policy, on_change=routes.changed),
         routes=routes,
-        gateway=GatewayCore(routes, RateLimiter(redis), vault, consents, pool, mrepo),
+        gateway=GatewayCore(
+            routes,
+            RateLimiter(redis),
+            vault,
+            consents,
+            pool,
+            mrepo,
+            assertions=AssertionSigner(tokens),
+        ),
         usage=usage,
         catalog=Catalog(pool),
         ratings=Ratings(pool, mrepo, orgs, usage),

@@ -24,7 +24,6 @@ import aiohttp
 import tornado.web
 from yarl import URL
 
-from identity.tokens import Principal
 from miniapps.errors import UpstreamResponseTooLarge, UpstreamTimeout, UpstreamUnreachable
 from miniapps.gateway import Admission
 from server.http import BaseHandler, route
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
     from server.bootstrap import Services
 
 IDENTITY_HEADER = "X-Superapp-Identity"
-ASSERTION_TYP = "superapp-identity+jwt"
-ASSERTION_TTL = 60
 MAX_REQUEST_BODY = 8 * 1024 * 1024
 MAX_RESPONSE_BODY = 32 * 1024 * 1024
 # RFC 9110 section 7.6.1 hop-by-hop fields, plus what the gateway sets itself.
@@ -77,10 +74,8 @@ class GatewayHandler(BaseHandler):
     async def prepare(self) -> None:  # type: ignore[override]
         """Admit before reading the body, then stream the body upstream as it arrives."""
         super().prepare()
-        self._who = self._citizen()
-        self._adm = await self.svc.gateway.admit(
-            self.path_kwargs["app_id"], self._who, self.request_id
-        )
+        self._who = self.require_user()  # verified (cached), ended sessions refused
+        self._adm = await self.svc.gateway.admit(self.path_kwargs["app_id"], self._who)
         self._t0 = time.perf_counter()
         headers = self.request.headers
         if headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers:
@@ -131,13 +126,6 @@ class GatewayHandler(BaseHandler):
             self._upstream.cancel()
         super().on_connection_close()
 
-    def _citizen(self) -> Principal:
-        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return self.require_user()  # the usual 401 problem
-        self._principal = self.svc.gateway.principal(token.strip(), self.svc.tokens.verify_access)
-        return self.require_user()
-
     def _upstream_headers(self, adm: Admission) -> dict[str, str]:
         up = adm.version.upstream
         assert up is not None
@@ -152,9 +140,7 @@ class GatewayHandler(BaseHandler):
         out["X-Forwarded-For"] = self.client_ip
         out["X-Forwarded-Proto"] = self.request.protocol
         out["X-Request-Id"] = self.request_id
-        out[IDENTITY_HEADER] = self.svc.tokens.sign(
-            adm.claims, typ=ASSERTION_TYP, ttl=ASSERTION_TTL
-        )
+        out[IDENTITY_HEADER] = self.svc.gateway.assertions.sign(adm.claims_json, self.request_id)
         return out
 
     async def _send(

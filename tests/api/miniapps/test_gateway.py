@@ -204,3 +204,21 @@ async def test_request_bodies_stream_upstream_with_a_cap(
 
     resp = await api.post(f"/m/{app_id}/upload", token=who["token"], content=too_big())
     assert resp.status_code == 413
+
+
+async def test_an_ended_session_no_longer_passes_the_gateway(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    app_id = await unit.live(echo_url)
+    who = await citizen(api)
+    first = await api.get(f"/m/{app_id}/x", token=who["token"])  # the token is now cached
+    second = await api.get(f"/m/{app_id}/x", token=who["token"])
+    one, two = (r.json()["identity"] for r in (first, second))
+    assert one["verified"] and two["verified"]
+    # Claims come from a cache; each assertion still has its own request id and jti.
+    assert one["claims"]["sub"] == two["claims"]["sub"]
+    assert one["claims"]["rid"] == first.headers["X-Request-Id"] != two["claims"]["rid"]
+    assert one["claims"]["jti"] != two["claims"]["jti"]
+    await api.post("/api/v1/identity/logout", token=who["token"])
+    resp = await api.get(f"/m/{app_id}/x", token=who["token"])
+    assert resp.status_code == 401 and resp.json()["code"] == "invalid-token"
