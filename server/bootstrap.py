@@ -327,6 +327,8 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
             connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30),
             auto_decompress=False,  # bodies pass through as the upstream encoded them
             trust_env=False,
+            # One client serves every citizen: it must never keep an upstream's cookies.
+            cookie_jar=aiohttp.DummyCookieJar(),
         ),
     )
 

@@ -50,6 +50,9 @@ _RESPONSE_DROP = frozenset(("connection", "keep-alive", "transfer-encoding", "tr
                             "proxy-authenticate", "server", "date"))  # fmt: skip
 
 
+_TIMEOUTS: dict[float, aiohttp.ClientTimeout] = {}  # by the version's timeout (immutable)
+
+
 def _proxy_op(method: str) -> dict[str, Any]:
     return op(
         f"Proxy a {method} to the mini-app's upstream with an identity assertion",
@@ -62,6 +65,7 @@ def _proxy_op(method: str) -> dict[str, Any]:
 
 class GatewayHandler(BaseHandler):
     max_body = MAX_REQUEST_BODY
+    route_first = True  # no other route starts with /m/{app_id}/ (see server/app.py)
     openapi = {m: _proxy_op(m.upper()) for m in ("get", "post", "put", "patch", "delete")}
 
     def initialize(self, svc: Services, template: str = "", **kw: Any) -> None:
@@ -121,6 +125,10 @@ class GatewayHandler(BaseHandler):
 
     post = put = patch = delete = options = head = get
 
+    def compute_etag(self) -> None:
+        """No ETag of the gateway's own (nor a 304 from it): the upstream's headers pass on."""
+        return None
+
     def on_connection_close(self) -> None:
         if self._upstream is not None and not self._upstream.done():
             self._upstream.cancel()
@@ -157,6 +165,11 @@ class GatewayHandler(BaseHandler):
         path = self.path_kwargs["path"]
         url = URL(f"{up.scheme}://{host}:{up.port}{base}/{path}{query}", encoded=True)
         timeout = adm.version.timeout
+        client_timeout = _TIMEOUTS.get(timeout)
+        if client_timeout is None:
+            client_timeout = _TIMEOUTS[timeout] = aiohttp.ClientTimeout(
+                total=None, connect=min(3.0, timeout), sock_read=timeout
+            )
         headers = self._upstream_headers(adm)
         length = self.request.headers.get("Content-Length")
         if body is not None and length is not None:
@@ -168,9 +181,7 @@ class GatewayHandler(BaseHandler):
                 headers=headers,
                 data=body,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None, connect=min(3.0, timeout), sock_read=timeout
-                ),
+                timeout=client_timeout,
                 server_hostname=up.host if up.scheme == "https" else None,
                 skip_auto_headers=_NO_AUTO_HEADERS,
             )
