@@ -23,7 +23,7 @@ search p95 is measured on the one with 10,000 apps.
 
 Needs PostgreSQL and Redis: ``SUPERAPP_BENCH_DATABASE_URL`` (a server; a
 throwaway database is created and dropped) and ``SUPERAPP_BENCH_REDIS_URL``.
-Run: ``python bench/gateway.py [--seconds 10] [--rounds 3]``.
+Run: ``python bench/gateway.py [--seconds 10] [--rounds 5]``.
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def catalog_p95(base: str, rounds: int = 10) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per side")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved runs per side")
     parser.add_argument("--serve-gateway", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db"), parser.add_argument("--redis"), parser.add_argument("--key")
     parser.add_argument("--port", type=int)
