@@ -254,3 +254,21 @@ async def test_the_gateway_adds_no_etag_and_no_304_of_its_own(api: Api, unit: Un
         assert resp.status_code == 200 and resp.content == b"hello"
     finally:
         server.stop()
+
+
+async def test_a_full_reload_keeps_unchanged_routes_and_replaces_changed_ones(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    routes = api.services.gateway.routes
+    app_id = await unit.live(echo_url)
+    await routes.load_all()
+    before = routes.get(app_id)
+    assert before is not None
+    await routes.load_all()
+    assert routes.get(app_id) is before  # same object: nothing new for the GC to scan
+    await api.services.pool.execute(
+        "UPDATE miniapps SET status = 'suspended' WHERE app_id = $1", app_id
+    )
+    await routes.load_all()
+    after = routes.get(app_id)
+    assert after is not before and after is not None and after.status == "suspended"
