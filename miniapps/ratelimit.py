@@ -144,6 +144,7 @@ class RateLimiter:
         self._redis = redis
         self._prefix = prefix
         self._queue: list[_Pending] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the queue belongs to
         self._args: dict[Limit, tuple[str, int]] = {}  # per limit: its script arguments
         self._flushes: set[asyncio.Task[None]] = set()
         self.batches = 0  # pipelines sent, for tests and metrics
@@ -170,6 +171,8 @@ class RateLimiter:
             args += pre
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
+        if self._loop is not loop:  # a queue left by a loop that stopped is dropped
+            self._queue, self._loop = [], loop
         if not self._queue:
             # Runs after every callback already due in this tick: they join the batch.
             loop.call_soon(self._flush)

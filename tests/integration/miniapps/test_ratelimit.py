@@ -256,3 +256,24 @@ async def test_a_batch_after_script_flush_is_answered_whole(redis: Redis) -> Non
     decisions = await asyncio.gather(*(limiter.check("k", limit) for _ in range(5)))
     assert sorted(d.remaining for d in decisions) == [0, 0, 0, 1, 2]
     assert sum(d.allowed for d in decisions) == 3
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_queue_left_by_a_stopped_loop_does_not_hold_up_the_next_loop() -> None:
+    limiter = RateLimiter(Redis.from_url(REDIS_URL), prefix=prefix())
+    limit = Limit(count=5, period=60)
+    old = asyncio.new_event_loop()
+    task = old.create_task(limiter.check("k", limit))
+    old.call_soon(old.stop)  # stops after the check is queued, before its batch is sent
+    old.run_forever()
+    assert not task.done()
+    old.close()  # the loop is gone with the check still queued
+
+    async def fresh() -> int:
+        try:
+            return (await limiter.check("k", limit)).remaining
+        finally:
+            await limiter._redis.aclose()
+
+    assert asyncio.run(fresh()) == 4
