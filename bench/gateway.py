@@ -10,14 +10,20 @@ Runs, one process each, on this machine:
   keep-alive client);
 * ``nginx-proxy``: nginx ``proxy_pass`` to the same upstream (the reference in C).
 
-Throughput with ``wrk`` (1 thread, 32 connections); added latency at a moderate
-load with one sequential keep-alive client (gateway minus direct upstream);
-then 10,000 more apps are registered and the gateway measured again, and the
-catalog search p95 is measured with them.
+Throughput with ``wrk`` (1 thread, 32 connections), with the CPU seconds each
+Python process spent per request (from ``/proc``: far less disturbed by other
+load on the machine than the rates); added latency at a moderate load with one
+sequential keep-alive client (gateway minus direct upstream).
+
+The 10,000-apps comparison runs a second gateway worker on a second database
+holding the same app plus 10,000 more, and measures the two alternately
+(``--rounds`` times each, interleaved so that a burst of other load hits both
+alike); it reports the median rate and CPU per request of each. The catalog
+search p95 is measured on the one with 10,000 apps.
 
 Needs PostgreSQL and Redis: ``SUPERAPP_BENCH_DATABASE_URL`` (a server; a
 throwaway database is created and dropped) and ``SUPERAPP_BENCH_REDIS_URL``.
-Run: ``python bench/gateway.py [--seconds 10]``.
+Run: ``python bench/gateway.py [--seconds 10] [--rounds 5]``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,15 +104,28 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise TimeoutError(f"nothing on port {port}")
 
 
-def wrk(url: str, seconds: int, headers: dict[str, str] | None = None) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(
+    url: str, seconds: int, headers: dict[str, str] | None = None, pid: int | None = None
+) -> tuple[float, float]:
+    """Requests per second and, with ``pid``, that process's CPU ms per request."""
     cmd = ["wrk", "-t1", "-c32", f"-d{seconds}s", url]
     for k, v in (headers or {}).items():
         cmd += ["-H", f"{k}: {v}"]
+    before = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout  # noqa: S603
+    used = cpu_seconds(pid) - before if pid else 0.0
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         raise RuntimeError(f"{url}: {non2xx.group(1)} failed responses\n{out}")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return rate, used * 1000 / max(count, 1)
 
 
 def latencies(url: str, n: int, headers: dict[str, str] | None = None) -> list[float]:
@@ -247,6 +267,7 @@ def catalog_p95(base: str, rounds: int = 10) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved runs per side")
     parser.add_argument("--serve-gateway", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db"), parser.add_argument("--redis"), parser.add_argument("--key")
     parser.add_argument("--port", type=int)
@@ -258,12 +279,15 @@ def main() -> None:
         "SUPERAPP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
     redis_url = os.environ.get("SUPERAPP_BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
-    dbname = "superapp_bench_" + secrets.token_hex(4)
-    db_url = re.sub(r"/[^/]*$", "/" + dbname, server_url)
+    suffix = secrets.token_hex(4)
+    dbnames = [f"superapp_bench_{suffix}", f"superapp_bench_{suffix}_10k"]
+    db_urls = [re.sub(r"/[^/]*$", "/" + name, server_url) for name in dbnames]
     key = base64.b64encode(secrets.token_bytes(32)).decode()
     tmp = Path(tempfile.mkdtemp(prefix="bench-gw-"))
-    up, proxy, bare, gw = free_port(), free_port(), free_port(), free_port()
+    up, proxy, bare = free_port(), free_port(), free_port()
+    ports = [free_port(), free_port()]  # the gateway with one app, the one with 10,000 more
     procs: list[subprocess.Popen[bytes]] = []
+    upstream = f"http://127.0.0.1:{up}/"
 
     async def admin(sql: str) -> None:
         conn = await asyncpg.connect(server_url)
@@ -272,37 +296,47 @@ def main() -> None:
         finally:
             await conn.close()
 
-    def start_gateway() -> subprocess.Popen[bytes]:
+    def start_gateway(db_url: str, port: int) -> subprocess.Popen[bytes]:
         p = subprocess.Popen(  # noqa: S603
             [sys.executable, __file__, "--serve-gateway", "--db", db_url, "--redis", redis_url,
-             "--key", key, "--port", str(gw)], cwd=ROOT,
+             "--key", key, "--port", str(port)], cwd=ROOT,
         )  # fmt: skip
-        wait_port(gw)
+        procs.append(p)
+        wait_port(port)
         return p
 
-    gateway: subprocess.Popen[bytes] | None = None
     try:
         (tmp / "nginx.conf").write_text(NGINX_CONF.format(dir=tmp, up=up, proxy=proxy))
         procs.append(
             subprocess.Popen(["nginx", "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"])
         )  # noqa: S603, S607
-        procs.append(subprocess.Popen([sys.executable, "-c", BARE, str(bare)]))  # noqa: S603
-        asyncio.run(admin(f'CREATE DATABASE "{dbname}"'))
-        ctx = asyncio.run(setup(db_url, redis_url, key, f"http://127.0.0.1:{up}/", gw))
-        gateway = start_gateway()
+        bare_proc = subprocess.Popen([sys.executable, "-c", BARE, str(bare)])  # noqa: S603
+        procs.append(bare_proc)
+        ctxs, urls, auths = [], [], []
+        for name, db_url, port in zip(dbnames, db_urls, ports, strict=True):
+            asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+            ctx = asyncio.run(setup(db_url, redis_url, key, upstream, port))
+            ctxs.append(ctx)
+            urls.append(f"http://127.0.0.1:{port}/m/{ctx['app_id']}/")
+            auths.append({"Authorization": f"Bearer {ctx['token']}"})
+        n = asyncio.run(register_many(db_urls[1], redis_url, key, upstream))
+        gateways = [
+            start_gateway(db_url, port) for db_url, port in zip(db_urls, ports, strict=True)
+        ]
         wait_port(up), wait_port(proxy), wait_port(bare)
-        auth = {"Authorization": f"Bearer {ctx['token']}"}
-        gw_url = f"http://127.0.0.1:{gw}/m/{ctx['app_id']}/"
-        httpx.get(gw_url, headers=auth).raise_for_status()
+        for url, auth in zip(urls, auths, strict=True):
+            httpx.get(url, headers=auth).raise_for_status()
         s = args.seconds
+        gw_rate, gw_cpu = wrk(urls[0], s, auths[0], gateways[0].pid)
+        bare_rate, bare_cpu = wrk(f"http://127.0.0.1:{bare}/", s, pid=bare_proc.pid)
         rates = {
-            "upstream (nginx return 200)": wrk(f"http://127.0.0.1:{up}/", s),
-            "bare Tornado handler": wrk(f"http://127.0.0.1:{bare}/", s),
-            "gateway (1 worker)": wrk(gw_url, s, auth),
-            "nginx proxy_pass": wrk(f"http://127.0.0.1:{proxy}/", s),
+            "upstream (nginx return 200)": wrk(f"http://127.0.0.1:{up}/", s)[0],
+            "bare Tornado handler": bare_rate,
+            "gateway (1 worker)": gw_rate,
+            "nginx proxy_pass": wrk(f"http://127.0.0.1:{proxy}/", s)[0],
         }
         direct = latencies(f"http://127.0.0.1:{up}/", 2000)
-        through = latencies(gw_url, 2000, auth)
+        through = latencies(urls[0], 2000, auths[0])
         bare_lat = latencies(f"http://127.0.0.1:{bare}/", 2000)
         print(f"\nthroughput, wrk -t1 -c32 -d{s}s (requests/s):")
         for name, rate in rates.items():
@@ -311,6 +345,9 @@ def main() -> None:
         print(f"  gateway / bare Tornado        {ratio:>10.2f}   (target >= 0.4)")
         vs_nginx = rates["gateway (1 worker)"] / rates["nginx proxy_pass"]
         print(f"  gateway / nginx proxy_pass    {vs_nginx:>10.2f}")
+        print("CPU per request of the Python process (ms):")
+        print(f"  gateway {gw_cpu:.3f}   bare Tornado {bare_cpu:.3f}", end="")
+        print(f"   bare / gateway {bare_cpu / gw_cpu:.2f}")
         print("\nadded latency, one sequential keep-alive client, 2,000 requests (ms):")
         for p, target in ((0.5, 1.0), (0.99, 5.0)):
             added = pct(through, p) - pct(direct, p)
@@ -318,20 +355,26 @@ def main() -> None:
                   f"  gateway {pct(through, p):6.3f}"
                   f"  added {added:6.3f}  (target <= {target})"
                   f"  [bare Tornado {pct(bare_lat, p):6.3f}]")  # fmt: skip
-        n = asyncio.run(register_many(db_url, redis_url, key, f"http://127.0.0.1:{up}/"))
-        gateway.terminate(), gateway.wait()
-        gateway = start_gateway()  # loads the route table with the new apps
-        httpx.get(gw_url, headers=auth).raise_for_status()
-        after = wrk(gw_url, s, auth)
-        change = (after - rates["gateway (1 worker)"]) / rates["gateway (1 worker)"]
-        print(f"\nwith {n:,} more apps registered: gateway {after:,.0f}/s", end=" ")
-        print(f"({change:+.1%}; target within 5%)")
-        p50, p95 = catalog_p95(f"http://127.0.0.1:{gw}")
+        runs: list[list[tuple[float, float]]] = [[], []]
+        for _ in range(args.rounds):
+            for side in (0, 1):
+                runs[side].append(wrk(urls[side], s, auths[side], gateways[side].pid))
+        (r0, c0), (r1, c1) = (
+            (statistics.median(r for r, _ in side), statistics.median(c for _, c in side))
+            for side in runs
+        )
+        print(f"\nwith {n:,} more apps registered, {args.rounds} interleaved runs each (median):")
+        print(f"  1 app:       {r0:>8,.0f}/s  {c0:.3f} ms CPU per request")
+        print(f"  {n + 1:,} apps: {r1:>8,.0f}/s  {c1:.3f} ms CPU per request")
+        print(
+            f"  change: rate {(r1 - r0) / r0:+.1%}, CPU per request {(c1 - c0) / c0:+.1%}", end=""
+        )
+        print("  (target within 5%)")
+        print("  runs:", [f"{r:,.0f}" for r, _ in runs[0]], [f"{r:,.0f}" for r, _ in runs[1]])
+        p50, p95 = catalog_p95(f"http://127.0.0.1:{ports[1]}")
         print(f"catalog search over HTTP with {n:,} apps: p50 {p50:.2f} ms,", end=" ")
         print(f"p95 {p95:.2f} ms (target p95 <= 20)")
     finally:
-        if gateway is not None:
-            procs.append(gateway)
         for p in procs:
             p.terminate()
         for p in procs:
@@ -339,7 +382,8 @@ def main() -> None:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+        for name in dbnames:
+            asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         shutil.rmtree(tmp, ignore_errors=True)
 
 

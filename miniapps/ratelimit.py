@@ -17,18 +17,30 @@ matter. Needs Redis >= 5 (scripts replicate effects, so ``TIME`` is allowed
 before writes). For Redis Cluster, keys checked together must share a hash
 tag: :func:`app_keys` puts the app id in braces.
 
+Checks that arrive in the same event-loop tick (the concurrent requests of a
+busy worker) are sent to Redis together as one pipeline of ``EVALSHA`` calls:
+one write and one round trip for the batch instead of one per request. Each
+call is still its own atomic script run with its own keys and its own reply,
+so every request gets exactly the decision it would get alone, and requests
+of other workers interleave between the calls just as before. A reply that is
+an error (``NOSCRIPT`` after a script flush is retried once with ``EVAL``)
+fails only its own request.
+
 If Redis cannot be asked the limiter raises :class:`RateLimiterUnavailable`
 (503): the gateway fails closed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from miniapps.errors import RateLimiterUnavailable, TooManyRequests
 
@@ -69,6 +81,7 @@ else
 end
 return {allowed, remaining, string.format('%.0f', retry), string.format('%.0f', now)}
 """
+_GCRA_SHA = hashlib.sha1(_GCRA_LUA.encode()).hexdigest()  # noqa: S324 (Redis names scripts so)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +127,27 @@ def app_keys(app_id: str, citizen: str) -> tuple[str, str]:
     return f"{{{app_id}}}:app", f"{{{app_id}}}:sub:{citizen}"
 
 
+def _unavailable(message: str, cause: BaseException | None) -> RateLimiterUnavailable:
+    error = RateLimiterUnavailable(message)
+    error.__cause__ = cause
+    return error
+
+
+# One queued check: the EVALSHA arguments after the sha, and the caller's future.
+_Pending = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
+
+
 class RateLimiter:
     """Checks GCRA buckets in Redis; one instance per process, shared by all requests."""
 
     def __init__(self, redis: Redis, *, prefix: str = "rl:") -> None:
         self._redis = redis
         self._prefix = prefix
-        # register_script runs EVALSHA and falls back to SCRIPT LOAD on NOSCRIPT.
-        self._script = redis.register_script(_GCRA_LUA)
+        self._queue: list[_Pending] = []
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the queue belongs to
+        self._args: dict[Limit, tuple[str, int]] = {}  # per limit: its script arguments
+        self._flushes: set[asyncio.Task[None]] = set()
+        self.batches = 0  # pipelines sent, for tests and metrics
 
     async def check(self, key: str, limit: Limit, cost: int = 1) -> Decision:
         """Spend ``cost`` from one bucket if it allows."""
@@ -137,19 +163,69 @@ class RateLimiter:
         if len(set(keys)) != len(keys):
             # The script reads every key before writing any: a repeated key would be spent once.
             raise ValueError("each bucket may appear once")
-        args: list[str | int] = [cost]
+        args: list[str | int] = [len(keys), *keys, cost]
         for _, limit in buckets:
-            args += [repr(limit.interval_us), limit.capacity]
-        try:
-            allowed, remaining, retry_us, now_us = await self._script(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            raise RateLimiterUnavailable("rate limit store unreachable") from exc
+            pre = self._args.get(limit)
+            if pre is None:
+                pre = self._args[limit] = (repr(limit.interval_us), limit.capacity)
+            args += pre
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self._loop is not loop:  # a queue left by a loop that stopped is dropped
+            self._queue, self._loop = [], loop
+        if not self._queue:
+            # Runs after every callback already due in this tick: they join the batch.
+            loop.call_soon(self._flush)
+        self._queue.append((tuple(args), future))
+        allowed, remaining, retry_us, now_us = await future
         return Decision(
             allowed=bool(int(allowed)),
             remaining=int(remaining),
             retry_after=int(retry_us) / 1_000_000,
             server_time_us=int(now_us),
         )
+
+    def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._flushes.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._flushes.discard)
+
+    async def _send(self, batch: list[_Pending]) -> None:
+        self.batches += 1
+        try:
+            replies = await self._pipeline("EVALSHA", _GCRA_SHA, batch)
+            missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+            if missing:  # the script cache was flushed: EVAL loads it again
+                again = await self._pipeline("EVAL", _GCRA_LUA, [batch[i] for i in missing])
+                for i, reply in zip(missing, again, strict=True):
+                    replies[i] = reply
+            for (_, future), reply in zip(batch, replies, strict=True):
+                if future.done():
+                    continue  # the request went away meanwhile
+                if isinstance(reply, Exception):
+                    future.set_exception(_unavailable("rate limit check failed", reply))
+                else:
+                    future.set_result(reply)
+        except (RedisError, OSError) as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(_unavailable("rate limit store unreachable", exc))
+        finally:  # cancelled on shutdown, or a bug: no caller may wait forever
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(_unavailable("rate limit check not answered", None))
+
+    async def _pipeline(self, command: str, script: str, batch: list[_Pending]) -> list[Any]:
+        if len(batch) == 1:
+            try:
+                return [await self._redis.execute_command(command, script, *batch[0][0])]
+            except NoScriptError as exc:
+                return [exc]
+        pipe = self._redis.pipeline(transaction=False)
+        for args, _ in batch:
+            pipe.execute_command(command, script, *args)
+        return await pipe.execute(raise_on_error=False)
 
     async def enforce(self, buckets: Sequence[tuple[str, Limit]], cost: int = 1) -> Decision:
         """Like :meth:`check_all` but raise :class:`TooManyRequests` when refused."""

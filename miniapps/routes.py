@@ -176,7 +176,7 @@ class RouteTable:
         for app_id, entry in apps.items():
             r = entry["row"]
             cohort = Cohort.from_json(json.loads(r["cohort"])) if r["cohort"] else None
-            out[app_id] = AppRoute(
+            route = AppRoute(
                 app_id=app_id,
                 unit_id=r["unit_id"],
                 client_id=r["client_id"],
@@ -185,6 +185,9 @@ class RouteTable:
                 previous=r["previous_version"],
                 versions=entry["versions"],
             )
+            old = self.routes.get(app_id)
+            # An unchanged app keeps its object: a reload leaves the long-lived heap alone.
+            out[app_id] = old if old == route else route
         return out
 
     # background -----------------------------------------------------------------------

@@ -75,9 +75,13 @@ def make_app(
     svc: Services, routes: list[Route] | None = None, **settings: Any
 ) -> tornado.web.Application:
     routes = routes if routes is not None else ROUTES
+    # Routes whose handler sets ``route_first`` (the gateway: its ``/m/`` prefix is its
+    # own) are tried before the others, so a proxied request is not matched against
+    # every API pattern first. The OpenAPI document keeps the declared order.
+    first = [r for r in routes if getattr(r.handler, "route_first", False)]
     specs = [
         tornado.web.url(r.pattern, r.handler, {"svc": svc, "template": r.template, **r.kwargs})
-        for r in routes
+        for r in first + [r for r in routes if r not in first]
     ]
     return _Application(
         specs,

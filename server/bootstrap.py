@@ -42,7 +42,7 @@ from identity.verification.registry import HttpPopulationRegistry
 from identity.verification.repository import VerificationRepository
 from identity.verification.service import RealNameService
 from miniapps.catalog import Catalog
-from miniapps.gateway import GatewayCore
+from miniapps.gateway import AssertionSigner, GatewayCore
 from miniapps.ratelimit import RateLimiter
 from miniapps.ratings import Ratings
 from miniapps.repository import MiniAppRepository
@@ -310,7 +310,15 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         reconciler=reconciler,
         miniapps=MiniAppService(pool, mrepo, orgs, clients, policy, on_change=routes.changed),
         routes=routes,
-        gateway=GatewayCore(routes, RateLimiter(redis), vault, consents, pool, mrepo),
+        gateway=GatewayCore(
+            routes,
+            RateLimiter(redis),
+            vault,
+            consents,
+            pool,
+            mrepo,
+            assertions=AssertionSigner(tokens),
+        ),
         usage=usage,
         catalog=Catalog(pool, mrepo),
         ratings=Ratings(pool, mrepo, orgs, usage),
@@ -320,6 +328,8 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
             connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30),
             auto_decompress=False,  # bodies pass through as the upstream encoded them
             trust_env=False,
+            # One client serves every citizen: it must never keep an upstream's cookies.
+            cookie_jar=aiohttp.DummyCookieJar(),
         ),
     )
 

@@ -26,7 +26,6 @@ import aiohttp
 import tornado.web
 from yarl import URL
 
-from identity.tokens import Principal
 from miniapps.errors import (
     InvalidGatewayPath,
     UpstreamResponseTooLarge,
@@ -41,8 +40,6 @@ if TYPE_CHECKING:
     from server.bootstrap import Services
 
 IDENTITY_HEADER = "X-Superapp-Identity"
-ASSERTION_TYP = "superapp-identity+jwt"
-ASSERTION_TTL = 60
 MAX_REQUEST_BODY = 8 * 1024 * 1024
 MAX_RESPONSE_BODY = 32 * 1024 * 1024
 # RFC 9110 section 7.6.1 hop-by-hop fields, plus what the gateway sets itself.
@@ -60,6 +57,7 @@ _RESPONSE_DROP = frozenset(("connection", "keep-alive", "transfer-encoding", "tr
                             "proxy-authenticate", "server", "date"))  # fmt: skip
 
 
+_TIMEOUTS: dict[float, aiohttp.ClientTimeout] = {}  # by the version's timeout (immutable)
 # RFC 3986 pchar plus "/" and "%" (escapes the client sent stay as sent).
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _SEPARATORS = re.compile(r"[/\\]")
@@ -91,6 +89,7 @@ def _proxy_op(method: str) -> dict[str, Any]:
 
 class GatewayHandler(BaseHandler):
     max_body = MAX_REQUEST_BODY
+    route_first = True  # no other route starts with /m/{app_id}/ (see server/app.py)
     openapi = {m: _proxy_op(m.upper()) for m in ("get", "post", "put", "patch", "delete")}
 
     def initialize(self, svc: Services, template: str = "", **kw: Any) -> None:
@@ -104,10 +103,8 @@ class GatewayHandler(BaseHandler):
         """Admit before reading the body, then stream the body upstream as it arrives."""
         super().prepare()
         self._path = upstream_path(self.request.path)
-        self._who = self._citizen()
-        self._adm = await self.svc.gateway.admit(
-            self.path_kwargs["app_id"], self._who, self.request_id
-        )
+        self._who = self.require_user()  # verified (cached), ended sessions refused
+        self._adm = await self.svc.gateway.admit(self.path_kwargs["app_id"], self._who)
         self._t0 = time.perf_counter()
         headers = self.request.headers
         if headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers:
@@ -153,17 +150,14 @@ class GatewayHandler(BaseHandler):
 
     post = put = patch = delete = options = head = get
 
+    def compute_etag(self) -> None:
+        """No ETag of the gateway's own (nor a 304 from it): the upstream's headers pass on."""
+        return None
+
     def on_connection_close(self) -> None:
         if self._upstream is not None and not self._upstream.done():
             self._upstream.cancel()
         super().on_connection_close()
-
-    def _citizen(self) -> Principal:
-        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return self.require_user()  # the usual 401 problem
-        self._principal = self.svc.gateway.principal(token.strip(), self.svc.tokens.verify_access)
-        return self.require_user()
 
     def _upstream_headers(self, adm: Admission) -> dict[str, str]:
         up = adm.version.upstream
@@ -179,9 +173,7 @@ class GatewayHandler(BaseHandler):
         out["X-Forwarded-For"] = self.client_ip
         out["X-Forwarded-Proto"] = self.request.protocol
         out["X-Request-Id"] = self.request_id
-        out[IDENTITY_HEADER] = self.svc.tokens.sign(
-            adm.claims, typ=ASSERTION_TYP, ttl=ASSERTION_TTL
-        )
+        out[IDENTITY_HEADER] = self.svc.gateway.assertions.sign(adm.claims_json, self.request_id)
         return out
 
     async def _send(
@@ -198,6 +190,11 @@ class GatewayHandler(BaseHandler):
         path = self._path
         url = URL(f"{up.scheme}://{host}:{up.port}{base}/{path}{query}", encoded=True)
         timeout = adm.version.timeout
+        client_timeout = _TIMEOUTS.get(timeout)
+        if client_timeout is None:
+            client_timeout = _TIMEOUTS[timeout] = aiohttp.ClientTimeout(
+                total=None, connect=min(3.0, timeout), sock_read=timeout
+            )
         headers = self._upstream_headers(adm)
         length = self.request.headers.get("Content-Length")
         if body is not None and length is not None:
@@ -209,9 +206,7 @@ class GatewayHandler(BaseHandler):
                 headers=headers,
                 data=body,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(
-                    total=None, connect=min(3.0, timeout), sock_read=timeout
-                ),
+                timeout=client_timeout,
                 server_hostname=up.host if up.scheme == "https" else None,
                 skip_auto_headers=_NO_AUTO_HEADERS,
             )

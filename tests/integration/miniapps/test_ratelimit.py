@@ -221,3 +221,59 @@ async def test_script_is_reloaded_after_script_flush(redis: Redis) -> None:
     assert (await limiter.check("k", limit)).allowed
     await redis.script_flush()  # e.g. Redis restarted or failed over: NOSCRIPT on EVALSHA
     assert (await limiter.check("k", limit)).remaining == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_checks_of_one_tick_share_a_pipeline_and_keep_their_own_decisions(
+    redis: Redis,
+) -> None:
+    p = prefix()
+    limiter = RateLimiter(redis, prefix=p)
+    await redis.set(p + "broken", "not a number")  # this request's script run fails
+    small, large = Limit(count=2, period=60), Limit(count=100, period=60)
+    checks = [limiter.check("a", small) for _ in range(3)]
+    checks += [limiter.check_all([("b", large), (f"c{i}", small)]) for i in range(3)]
+    checks.append(limiter.check("broken", small))
+    before = limiter.batches
+    results = await asyncio.gather(*checks, return_exceptions=True)
+    assert limiter.batches == before + 1  # one pipeline, one round trip for all seven
+    a, b, broken = results[:3], results[3:6], results[6]
+    assert [d.allowed for d in a] == [True, True, False]  # type: ignore[union-attr]
+    assert [d.remaining for d in a] == [1, 0, 0]  # type: ignore[union-attr]
+    assert [d.remaining for d in b] == [1, 1, 1]  # type: ignore[union-attr]
+    assert int(await redis.get(p + "b")) > 0 and await redis.get(p + "c2") is not None
+    assert isinstance(broken, RateLimiterUnavailable)  # only its own request fails
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_batch_after_script_flush_is_answered_whole(redis: Redis) -> None:
+    limiter = RateLimiter(redis, prefix=prefix())
+    limit = Limit(count=4, period=60)
+    assert (await limiter.check("k", limit)).remaining == 3
+    await redis.script_flush()
+    decisions = await asyncio.gather(*(limiter.check("k", limit) for _ in range(5)))
+    assert sorted(d.remaining for d in decisions) == [0, 0, 0, 1, 2]
+    assert sum(d.allowed for d in decisions) == 3
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_queue_left_by_a_stopped_loop_does_not_hold_up_the_next_loop() -> None:
+    limiter = RateLimiter(Redis.from_url(REDIS_URL), prefix=prefix())
+    limit = Limit(count=5, period=60)
+    old = asyncio.new_event_loop()
+    task = old.create_task(limiter.check("k", limit))
+    old.call_soon(old.stop)  # stops after the check is queued, before its batch is sent
+    old.run_forever()
+    assert not task.done()
+    old.close()  # the loop is gone with the check still queued
+
+    async def fresh() -> int:
+        try:
+            return (await limiter.check("k", limit)).remaining
+        finally:
+            await limiter._redis.aclose()
+
+    assert asyncio.run(fresh()) == 4

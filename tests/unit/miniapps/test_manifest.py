@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
-from identity.errors import InvalidToken, ValidationError
-from identity.tokens import Principal
+from identity.errors import ValidationError
 from miniapps.domain import Manifest
-from miniapps.gateway import TtlCache
 
 
 def raw(**over: Any) -> dict[str, Any]:
@@ -53,23 +50,29 @@ def test_invalid_fields_are_named(field: str, value: Any) -> None:
     assert err.value.field.split(".")[0] == field
 
 
-def test_token_cache_keeps_a_principal_only_until_it_expires() -> None:
-    from miniapps.gateway import GatewayCore
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+def test_hand_built_assertion_is_a_valid_jws(alg: str) -> None:
+    from datetime import UTC, datetime
 
-    core = GatewayCore.__new__(GatewayCore)
-    core._tokens = TtlCache(10, 3600)
-    calls: list[str] = []
+    import jwt
 
-    def verify(token: str) -> Principal:
-        calls.append(token)
-        if token == "expired":
-            raise InvalidToken("The token has expired.")
-        exp = time.time() + (60 if token == "good" else -1)
-        return Principal(sub="acc_1", kind="user", acr=1, claims={"exp": exp})
+    from identity.keys import KeyRing, SigningKey, generate
+    from identity.tokens import TokenService
+    from miniapps.gateway import AssertionSigner
 
-    assert core.principal("good", verify).sub == "acc_1"
-    assert core.principal("good", verify).sub == "acc_1"
-    assert calls == ["good"]
-    core.principal("stale", verify)  # exp in the past: verified again next time
-    core.principal("stale", verify)
-    assert calls == ["good", "stale", "stale"]
+    key = SigningKey("k1", alg, generate(alg), datetime.now(UTC), None, None)
+    tokens = TokenService(KeyRing([key]), issuer="https://issuer.example")
+    signer = AssertionSigner(tokens)
+    claims_json = '"sub":"pw_1","aud":"app_x","acr":"L2","ver":"1.0.0","scope":"openid"'
+    one, two = signer.sign(claims_json, "req_1"), signer.sign(claims_json, "req_2")
+    header = jwt.get_unverified_header(one)
+    assert header == {"alg": alg, "kid": "k1", "typ": "superapp-identity+jwt"}
+    got = jwt.decode(
+        one, key.public_key, algorithms=[alg], audience="app_x", issuer="https://issuer.example"
+    )
+    assert got["sub"] == "pw_1" and got["acr"] == "L2" and got["rid"] == "req_1"
+    assert got["exp"] - got["iat"] == 60 and got["jti"].startswith("jti_")
+    assert jwt.decode(two, key.public_key, algorithms=[alg], audience="app_x")["rid"] == "req_2"
+    forged = one[:-4] + ("AAAA" if not one.endswith("AAAA") else "BBBB")
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(forged, key.public_key, algorithms=[alg], audience="app_x")
