@@ -79,13 +79,14 @@ def make_app(
     # own) are tried before the others, so a proxied request is not matched against
     # every API pattern first. The OpenAPI document keeps the declared order.
     first = [r for r in routes if getattr(r.handler, "route_first", False)]
+    ordered = first + [r for r in routes if r not in first]
     specs = [
         tornado.web.url(r.pattern, r.handler, {"svc": svc, "template": r.template, **r.kwargs})
-        for r in first + [r for r in routes if r not in first]
+        for r in ordered
     ]
     return _Application(
         specs,
-        [None if "{" in r.template else r.template for r in routes],
+        [None if "{" in r.template else r.template for r in ordered],
         default_handler_class=NotFoundHandler,
         default_handler_args={"svc": svc},
         log_function=_log_request,

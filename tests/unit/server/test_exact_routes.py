@@ -45,6 +45,11 @@ def test_every_plain_route_resolves_as_the_ordered_scan_does() -> None:
     for path in plain:
         fast = app.find_handler(_req(path)).handler_class
         assert fast is _scan(app, path), path
+    # And the dict is not thinned by accident (route_first reorders the rules): every
+    # plain route that the scan reaches is in it.
+    handler = {r.template: r.handler for r in ROUTES}
+    reached = {p for p in plain if _scan(app, p) is handler[p]}
+    assert set(app._exact) == reached
 
 
 def test_a_plain_path_shadowed_by_an_earlier_pattern_is_left_to_the_scan() -> None:
