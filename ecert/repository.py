@@ -354,15 +354,6 @@ class EcertRepository:
         )
         return [self._certificate(r) for r in rows]
 
-    async def type_holders(self, conn: Conn, type_code: str) -> list[str]:
-        """The holders of a certificate of this type that is not revoked."""
-        rows = await conn.fetch(
-            """SELECT DISTINCT holder_id FROM ecert_certificates
-               WHERE type_code = $1 AND status <> 'revoked'""",
-            type_code,
-        )
-        return [r["holder_id"] for r in rows]
-
     async def set_status(self, conn: Conn, cert_id: str, status: str, reason: str | None) -> None:
         await conn.execute(
             """UPDATE ecert_certificates SET status = $2, status_reason = $3, updated_at = now()

@@ -3,15 +3,14 @@ certificate of one type, with the citizen's consent to scope ``ecert:<type>``
 for that client, as a credential carrying the issuer's own signature.
 
 The citizen is named by the pairwise subject the mini-app knows
-(``identity/pairwise.py``: sector = the client's unit). There is no reverse
-index from pairwise subject to account, so the holder is found by deriving
-the subject of each holder of the type (one HMAC each); see docs/ecert.md for
-the index to add when a type has millions of holders.
+(``identity/pairwise.py``: sector = the client's unit), resolved through the
+index of subjects handed out (ID tokens, userinfo, the gateway's assertion):
+one indexed lookup, whatever the number of holders; a subject never handed
+out to that unit names nobody.
 """
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,9 +22,8 @@ from ecert.presenting import Presentations, status_error
 from ecert.repository import EcertRepository
 from ecert.service import Certificates
 from identity.consents import Consents
-from identity.crypto import Vault
 from identity.errors import ValidationError
-from identity.pairwise import pairwise_sub
+from identity.pairwise import resolve_pairwise
 from identity.tokens import Principal
 
 
@@ -40,27 +38,23 @@ class Sharing:
         self,
         pool: asyncpg.Pool,
         repo: EcertRepository,
-        vault: Vault,
         certificates: Certificates,
         presentations: Presentations,
         consents: Consents,
     ) -> None:
         self.pool = pool
         self.repo = repo
-        self.vault = vault
         self.certificates = certificates
         self.presentations = presentations
         self.consents = consents
 
     async def _holder(self, type_code: str, sector: str, sub: str) -> list[Certificate]:
         async with self.pool.acquire() as conn:
-            holders = await self.repo.type_holders(conn, type_code)
-            wanted = sub.encode()
-            for holder in holders:
-                if hmac.compare_digest(pairwise_sub(self.vault, holder, sector).encode(), wanted):
-                    certs = await self.repo.holder_certificates(conn, holder)
-                    return [c for c in certs if c.type_code == type_code]
-        return []
+            holder = await resolve_pairwise(conn, sector, sub)
+            if holder is None:
+                return []
+            certs = await self.repo.holder_certificates(conn, holder)
+        return [c for c in certs if c.type_code == type_code]
 
     async def read(
         self, who: Principal, type_code: str, sub: object, matter_code: object = None

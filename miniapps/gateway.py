@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from identity.consents import Consents
 from identity.crypto import Vault
 from identity.ids import new_id
-from identity.pairwise import pairwise_sub
+from identity.pairwise import pairwise_sub, remember_pairwise
 from identity.tokens import Principal, TokenService
 from miniapps.breaker import BreakerRegistry, CircuitBreaker
 from miniapps.errors import (
@@ -159,11 +159,14 @@ class GatewayCore:
             100_000, 1e12
         )
 
-    def pairwise(self, account_id: str, unit_id: str) -> str:
+    async def pairwise(self, account_id: str, unit_id: str) -> str:
+        """The citizen's subject for the unit, remembered (once per worker) before the
+        upstream first sees it, so the unit's server can name the citizen back with it."""
         key = (account_id, unit_id)
         sub = self._subs.get(key)
         if sub is None:
             sub = pairwise_sub(self.vault, account_id, sector=unit_id)
+            await remember_pairwise(self.pool, unit_id, sub, account_id)
             self._subs.put(key, sub)
         return sub
 
@@ -194,7 +197,7 @@ class GatewayCore:
             raise MiniAppNotFound()
         if route.status != "released":
             raise MiniAppUnavailable("This mini-app is suspended.")
-        subject = self.pairwise(who.sub, route.unit_id)
+        subject = await self.pairwise(who.sub, route.unit_id)
         district = birth = None
         if route.needs_profile:
             district, birth = await self._profile(who.sub)

@@ -18,7 +18,7 @@ from identity.clients import Client
 from identity.crypto import Vault, token_hash
 from identity.oauth.domain import Grant, TokenSet
 from identity.oauth.repository import OAuthRepository
-from identity.pairwise import pairwise_sub
+from identity.pairwise import pairwise_sub, remember_pairwise
 from identity.tokens import TokenService
 
 ID_TOKEN_TTL = 600
@@ -41,7 +41,7 @@ class TokenIssuer:
 
     async def subject(self, conn: asyncpg.Connection, account_id: str, client: Client) -> str:
         sub = pairwise_sub(self.vault, account_id, sector=client.unit_id)
-        await self.repo.remember_pairwise(conn, client.unit_id, sub, account_id)
+        await remember_pairwise(conn, client.unit_id, sub, account_id)
         return sub
 
     async def issue(

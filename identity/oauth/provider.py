@@ -19,7 +19,7 @@ from identity.oauth.issuance import TokenIssuer
 from identity.oauth.repository import OAuthRepository
 from identity.oauth.store import ProviderStore
 from identity.oauth.userinfo import UserInfo
-from identity.pairwise import pairwise_sub
+from identity.pairwise import pairwise_sub, resolve_pairwise
 from identity.repository import IdentityRepository
 from identity.tokens import TokenService
 
@@ -54,8 +54,7 @@ class OidcProvider:
 
     async def resolve_pairwise(self, sector: str, sub: str) -> str | None:
         """The account behind a pairwise ``sub`` issued for ``sector`` (a unit id)."""
-        async with self.pool.acquire() as conn:
-            return await self.repo.resolve_pairwise(conn, sector, sub)
+        return await resolve_pairwise(self.pool, sector, sub)
 
     async def list_consents(self, account_id: str) -> list[Consent]:
         return await self.consents.list(account_id)

@@ -1,4 +1,4 @@
-"""All SQL of the provider: grants, mini-app refresh tokens, pairwise subjects,
+"""All SQL of the provider: grants, mini-app refresh tokens,
 the claims read from ``accounts`` and client look-ups.
 
 Every method takes the connection of the caller's transaction.
@@ -140,27 +140,6 @@ class OAuthRepository:
             "SELECT grant_id, client_id, used_at FROM oauth_refresh_tokens WHERE token_hash = $1",
             token_hash,
         )
-
-    # pairwise subjects ------------------------------------------------------------------------
-
-    async def remember_pairwise(
-        self, conn: asyncpg.Connection, sector: str, sub: str, account_id: str
-    ) -> None:
-        await conn.execute(
-            """INSERT INTO pairwise_subjects (sector, pairwise_sub, account_id)
-               VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
-            sector,
-            sub,
-            account_id,
-        )
-
-    async def resolve_pairwise(self, conn: asyncpg.Connection, sector: str, sub: str) -> str | None:
-        value: str | None = await conn.fetchval(
-            "SELECT account_id FROM pairwise_subjects WHERE sector = $1 AND pairwise_sub = $2",
-            sector,
-            sub,
-        )
-        return value
 
     # accounts and clients --------------------------------------------------------------------
 

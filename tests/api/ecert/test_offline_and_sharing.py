@@ -12,7 +12,7 @@ from ecert.presentation.cwt import decode_and_verify
 from ecert.presentation.keys import jwks_key_lookup, verify_credential
 from ecert.presentation.offline import verify_offline
 from ecert.presentation.status_list import verify_status_list_token
-from identity.pairwise import pairwise_sub
+from identity.pairwise import pairwise_sub, remember_pairwise
 from tests.api.ecert.helpers import World, issue, qr
 from tests.support import Api
 
@@ -81,6 +81,9 @@ async def test_mini_app_reads_only_after_consent(api: Api, world: World) -> None
     token = svc.clients.issue_client_token(client)
     sub = pairwise_sub(svc.vault, world.citizen_sub, app_unit)
     url = f"/api/v1/ecert/shared/{world.type_code}?sub={sub}&matter_code=rent-subsidy"
+    # A subject never handed out to the app's unit names nobody, even if it is the right one.
+    assert (await api.get(url, token=token)).status_code == 404
+    await remember_pairwise(svc.pool, app_unit, sub, world.citizen_sub)  # as an ID token does
     refused = await api.get(url, token=token)
     assert refused.status_code == 403 and refused.json()["code"] == "consent-required"
     await svc.consents.grant(world.citizen_sub, client.client_id, [f"ecert:{world.type_code}"])
@@ -126,6 +129,7 @@ async def test_shared_read_of_a_revoked_certificate_fails(api: Api, world: World
         json={"reason": "x"},
     )
     sub = pairwise_sub(svc.vault, world.citizen_sub, app_unit)
+    await remember_pairwise(svc.pool, app_unit, sub, world.citizen_sub)
     resp = await api.get(f"/api/v1/ecert/shared/{world.type_code}?sub={sub}", token=token)
     assert resp.status_code == 403 and resp.json()["code"] == "certificate-suspended"
     resp = await api.get(f"/api/v1/ecert/shared/{world.type_code}?sub=nope", token=token)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from identity.pairwise import pairwise_sub
+from identity.pairwise import pairwise_sub, resolve_pairwise
 from tests.api.miniapps.conftest import Unit, citizen, manifest
 from tests.support import Api
 
@@ -62,6 +62,8 @@ async def test_register_review_gray_release_gateway_and_rating(
     assert claims["aud"] == app_id and claims["acr"] == "L1" and claims["ver"] == "1.0.0"
     assert claims["sub"] == pairwise_sub(api.services.vault, inside["sub"], sector=unit.id)
     assert claims["sub"] != inside["sub"]
+    # Remembered before the upstream saw it: the unit's server can name the citizen back.
+    assert await resolve_pairwise(api.services.pool, unit.id, claims["sub"]) == inside["sub"]
     assert claims["rid"] == resp.headers["X-Request-Id"]
     assert identity["header"]["typ"] == "superapp-identity+jwt"
     # The forged headers and the citizen's platform token never reach the upstream.
