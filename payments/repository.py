@@ -490,6 +490,61 @@ class PaymentsRepository:
             json.dumps(payload, ensure_ascii=False),
         )
 
+    async def credit_if_unchanged(
+        self,
+        conn: asyncpg.Connection,
+        seen: Order,
+        order: Order,
+        journals: list[Journal],
+        event_id: str,
+        payload: dict[str, Any],
+        *,
+        note: tuple[str, str, str],
+    ) -> bool:
+        """Optimistic one-statement credit (no explicit transaction): if the order is still as
+        ``seen`` (status, payer, updated_at) and the notification ``note`` (channel, id,
+        outcome) is new, the order becomes ``order`` (paid), ``journals`` are posted, the
+        notification is recorded and the event goes to the outbox, all or nothing.
+
+        False (nothing written) if the order changed or the notification was seen; a racing
+        first record of the same notification raises UniqueViolationError (nothing written).
+        """
+        ledger_ctes, ledger_args = Ledger.ctes(journals, 5, when="EXISTS (SELECT 1 FROM u)")
+        return bool(
+            await conn.fetchval(
+                f"""WITH u AS (
+                       UPDATE pay_orders SET status = 'paid', channel = $2, transaction_id = $3,
+                              paid_at = $4, next_check_at = NULL, updated_at = now()
+                        WHERE id = $1 AND status = $22 AND updated_at = $23
+                          AND payer_sub IS NOT DISTINCT FROM $24
+                          AND NOT EXISTS (SELECT 1 FROM pay_notifications
+                                           WHERE channel = $16 AND notification_id = $17)
+                       RETURNING merchant_id, notify_url),
+                   {ledger_ctes},
+                   n AS (INSERT INTO pay_notifications (channel, notification_id, kind,
+                             order_id, outcome)
+                         SELECT $16, $17, 'payment', $1, $18 FROM u),
+                   ev AS (INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
+                          SELECT $19, u.merchant_id, $20, $1, COALESCE(u.notify_url, m.webhook_url),
+                                 $21::jsonb
+                            FROM u LEFT JOIN pay_merchants m ON m.client_id = u.merchant_id
+                           WHERE COALESCE(u.notify_url, m.webhook_url) IS NOT NULL)
+                   SELECT EXISTS (SELECT 1 FROM u)""",  # noqa: S608 - fixed text
+                order.id,
+                order.channel,
+                order.transaction_id,
+                order.paid_at,
+                *ledger_args,
+                *note,
+                event_id,
+                payload["type"],
+                json.dumps(payload, ensure_ascii=False),
+                seen.status,
+                seen.updated_at,
+                seen.payer_sub,
+            )
+        )
+
     async def set_notification_outcome(
         self, conn: asyncpg.Connection, channel: str, notification_id: str, outcome: str
     ) -> None:

@@ -435,6 +435,8 @@ class PaymentService:
         """Act on what a channel says about a trade (callback, query or bill); idempotent."""
         stray: Refund | None = None
         paid = trade.state == "paid" and bool(trade.transaction_id)
+        if paid and await self._credit_fast(channel_name, trade, source_id):
+            return "credited"
         async with self.pool.acquire() as conn, conn.transaction():
             # Record the notification (once) and lock its order: one round trip.
             fresh, order = await self.repo.record_notification(
@@ -490,42 +492,13 @@ class PaymentService:
             )
             return "flagged", None, False
         if order.status in OPEN_STATES:
-            paid_at, was = trade.paid_at or utcnow(), order.status
-            payment = Journal(
-                f"payment:{channel_name}:{trade.transaction_id}",
-                "payment",
-                transfer(
-                    f"channel_clearing:{channel_name}",
-                    f"merchant_payable:{order.merchant_id}",
-                    order.amount_fen,
-                ),
-                order_id=order.id,
-                channel=channel_name,
-                external_id=trade.transaction_id,
-                occurred_at=paid_at,
-            )
-            void = self._void_journal(order, was)
-            journals = [payment] if void is None else [void, payment]
+            paid, journals, event_id, payload = self._credit_parts(order, channel_name, trade)
             await self.ledger.ensure_accounts(conn, journals)
-            order = replace(
-                order,
-                status="paid",
-                channel=channel_name,
-                transaction_id=trade.transaction_id,
-                paid_at=paid_at,
-            )
-            event_id = new_id("evt")
-            payload = {
-                "id": event_id,
-                "type": "payment.succeeded",
-                "created_at": iso(utcnow()),
-                "data": {"order": order.public()},
-            }
             # The state change, the hold's void, the payment, the outbox row (if there is a
             # webhook URL) and the notification's outcome: one statement.
             await self.repo.mark_paid(
                 conn,
-                order,
+                paid,
                 journals,
                 event_id,
                 payload,
@@ -536,6 +509,74 @@ class PaymentService:
             return "duplicate", None, False
         stray = await self._stray(conn, order, channel_name, trade)
         return "stray", stray, False
+
+    def _credit_parts(
+        self, order: Order, channel_name: str, trade: ChannelTradeState
+    ) -> tuple[Order, list[Journal], str, dict[str, Any]]:
+        """For an open order the channel says is paid: the paid order, its journals (the
+        hold's void if it was ``paying``, the payment), the event id and its payload."""
+        assert trade.transaction_id
+        paid_at = trade.paid_at or utcnow()
+        payment = Journal(
+            f"payment:{channel_name}:{trade.transaction_id}",
+            "payment",
+            transfer(
+                f"channel_clearing:{channel_name}",
+                f"merchant_payable:{order.merchant_id}",
+                order.amount_fen,
+            ),
+            order_id=order.id,
+            channel=channel_name,
+            external_id=trade.transaction_id,
+            occurred_at=paid_at,
+        )
+        void = self._void_journal(order, order.status)
+        paid = replace(
+            order,
+            status="paid",
+            channel=channel_name,
+            transaction_id=trade.transaction_id,
+            paid_at=paid_at,
+        )
+        event_id = new_id("evt")
+        payload = {
+            "id": event_id,
+            "type": "payment.succeeded",
+            "created_at": iso(utcnow()),
+            "data": {"order": paid.public()},
+        }
+        return paid, ([payment] if void is None else [void, payment]), event_id, payload
+
+    async def _credit_fast(
+        self, channel_name: str, trade: ChannelTradeState, source_id: str
+    ) -> bool:
+        """The common case in two round trips: read the order; if it is open and the amount
+        matches, credit it in one statement provided it has not changed meanwhile. False
+        (nothing written) sends the caller to the locked path, which handles everything."""
+        async with self.pool.acquire() as conn:
+            seen = await self.repo.get_order(conn, trade.out_trade_no)
+            if (
+                seen is None
+                or seen.status not in OPEN_STATES
+                or seen.amount_fen != trade.amount_fen
+            ):
+                return False
+            paid, journals, event_id, payload = self._credit_parts(seen, channel_name, trade)
+            await self.ledger.ensure_accounts(conn, journals)
+            try:
+                return await self.repo.credit_if_unchanged(
+                    conn,
+                    seen,
+                    paid,
+                    journals,
+                    event_id,
+                    payload,
+                    note=(channel_name, source_id, "credited"),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "pay_notifications_pkey":
+                    raise
+                return False
 
     async def _stray(
         self, conn: asyncpg.Connection, order: Order, channel_name: str, trade: ChannelTradeState
