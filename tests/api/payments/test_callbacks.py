@@ -117,7 +117,8 @@ async def test_optimistic_credit_writes_nothing_when_the_order_changed(
             channel_state="SUCCESS",
             transaction_id="42000" + secrets.token_hex(10),
             amount_fen=700,
-            paid_at=dt.datetime.now(dt.UTC),
+            # Booked on a day no test reconciles: this trade is not in any simulator bill.
+            paid_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=10),
         )
         paid, journals, event_id, payload = svc._credit_parts(seen, "wechatpay", trade)
         await svc.ledger.ensure_accounts(conn, journals)
