@@ -1,9 +1,10 @@
 """The double-entry ledger: append-only journal transactions whose entries sum to zero.
 
-Debits are positive, credits negative. PostgreSQL enforces the invariants itself (a deferred
-constraint trigger checks every transaction's sum per currency at commit; triggers forbid
-UPDATE, DELETE and TRUNCATE), so a bug here cannot unbalance the books. Every posting has an
-idempotency key: posting it again is a no-op (TigerBeetle's idempotent transfer ids).
+Debits are positive, credits negative. PostgreSQL enforces the invariants itself (a
+statement-level trigger checks, at the end of every statement inserting entries, the sum per
+currency of each journal transaction it touched; triggers forbid UPDATE, DELETE and TRUNCATE),
+so a bug here cannot unbalance the books. Every posting has an idempotency key: posting it
+again is a no-op (TigerBeetle's idempotent transfer ids).
 
 Accounts:
   channel_clearing:<channel>   asset     money the channel holds for us
@@ -103,16 +104,11 @@ class Ledger:
         journal = Journal(key, kind, postings, order_id, channel, external_id, occurred_at)
         return bool(await self.post_all(conn, [journal]))
 
-    async def post_all(self, conn: asyncpg.Connection, journals: list[Journal]) -> set[str]:
-        """Post journal transactions in one round trip (in the caller's transaction).
-
-        Returns the idempotency keys posted now; a key posted before is skipped, entries
-        and all. The database still checks every transaction's balance at commit.
-        """
+    async def ensure_accounts(self, conn: asyncpg.Connection, journals: list[Journal]) -> None:
+        """Create the accounts the journals use that are not known to exist (rare: first use)."""
         accounts = {p.account for j in journals for p in j.postings}
         new = sorted(accounts - self._known_accounts)
         if new:
-            # Rare (first use of an account); done first so the entries can refer to them.
             inserted = await conn.fetch(
                 """INSERT INTO ledger_accounts (code, kind)
                    SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (code) DO NOTHING
@@ -122,6 +118,18 @@ class Ledger:
             )
             # Cache only accounts committed before: ours could still be rolled back.
             self._known_accounts.update(set(new) - {r["code"] for r in inserted})
+
+    @staticmethod
+    def ctes(
+        journals: list[Journal], first: int, *, when: str | None = None
+    ) -> tuple[str, list[object]]:
+        """The ``WITH`` items (``ledger_tx``, ``ledger_en``) that post ``journals`` inside a
+        larger statement, and their arguments (numbered from ``$first``).
+
+        ``when`` is an SQL condition (e.g. ``EXISTS (SELECT 1 FROM u)``): nothing is posted
+        unless it holds. ``ledger_tx`` returns the idempotency keys posted now; a key posted
+        before is skipped, entries and all. The database checks each balance at commit.
+        """
         ids = [new_id("ltx") for _ in journals]
         entry_tx: list[str] = []
         entry_account: list[str] = []
@@ -132,23 +140,26 @@ class Ledger:
                     entry_tx.append(tx_id)
                     entry_account.append(p.account)
                     entry_amount.append(p.amount_fen)
-        rows = await conn.fetch(
-            """WITH t AS (
+        n = [f"${first + i}" for i in range(11)]
+        sql = f"""ledger_tx AS (
                    INSERT INTO ledger_transactions (id, idempotency_key, kind, order_id, channel,
                        external_id, amount_fen, occurred_at)
                    SELECT id, key, kind, order_id, channel, external_id, amount,
                           COALESCE(occurred_at, now())
-                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                 $6::text[], $7::bigint[], $8::timestamptz[])
+                     FROM unnest({n[0]}::text[], {n[1]}::text[], {n[2]}::text[], {n[3]}::text[],
+                                 {n[4]}::text[], {n[5]}::text[], {n[6]}::bigint[],
+                                 {n[7]}::timestamptz[])
                           AS j(id, key, kind, order_id, channel, external_id, amount, occurred_at)
+                    WHERE {when or "true"}
                    ON CONFLICT (idempotency_key) DO NOTHING
                    RETURNING id, idempotency_key),
-               e AS (
+               ledger_en AS (
                    INSERT INTO ledger_entries (transaction_id, account_code, amount_fen)
                    SELECT x.tx, x.account, x.amount
-                     FROM unnest($9::text[], $10::text[], $11::bigint[]) AS x(tx, account, amount)
-                    WHERE x.tx IN (SELECT id FROM t))
-               SELECT idempotency_key FROM t""",
+                     FROM unnest({n[8]}::text[], {n[9]}::text[], {n[10]}::bigint[])
+                          AS x(tx, account, amount)
+                    WHERE x.tx IN (SELECT id FROM ledger_tx))"""  # noqa: S608 - fixed text
+        args: list[object] = [
             ids,
             [j.key for j in journals],
             [j.kind for j in journals],
@@ -160,7 +171,18 @@ class Ledger:
             entry_tx,
             entry_account,
             entry_amount,
-        )
+        ]
+        return sql, args
+
+    async def post_all(self, conn: asyncpg.Connection, journals: list[Journal]) -> set[str]:
+        """Post journal transactions in one round trip (in the caller's transaction).
+
+        Returns the idempotency keys posted now; a key posted before is skipped, entries
+        and all. The database still checks every transaction's balance at commit.
+        """
+        await self.ensure_accounts(conn, journals)
+        ctes, args = self.ctes(journals, 1)
+        rows = await conn.fetch(f"WITH {ctes} SELECT idempotency_key FROM ledger_tx", *args)  # noqa: S608
         return {r["idempotency_key"] for r in rows}
 
     async def posted(self, conn: asyncpg.Connection, key: str) -> bool:

@@ -245,7 +245,7 @@ async def apply_refund_notice(
     svc: PaymentService, channel_name: str, notification_id: str, notice: ChannelRefund
 ) -> str:
     async with svc.pool.acquire() as conn, conn.transaction():
-        fresh = await svc.repo.record_notification(
+        fresh, _ = await svc.repo.record_notification(
             conn, channel_name, notification_id, "refund", notice.out_trade_no, "received"
         )
         if not fresh:

@@ -12,12 +12,27 @@ import asyncpg
 from identity.crypto import Vault
 from identity.ids import new_id
 from payments.domain import Event, Merchant, Order, Refund
+from payments.ledger import Journal, Ledger
 
 if TYPE_CHECKING:
     from payments.webhooks import DeliveryOutcome
 
 _ORDER = "SELECT * FROM pay_orders WHERE id = $1"
 _ORDER_LOCKED = "SELECT * FROM pay_orders WHERE id = $1 FOR UPDATE"
+_INSERT_ORDER = """INSERT INTO pay_orders (id, merchant_id, out_trade_no, amount_fen, currency,
+        subject, notify_url, payer_sub, status, expires_at, next_check_at, created_at, updated_at)
+    SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $8::text,
+           $9::text, $10::timestamptz, $11::timestamptz, $12::timestamptz, $12::timestamptz
+    {when}"""
+_INSERT_ORDER_WITH_KEY = """WITH k AS (
+        INSERT INTO pay_idempotency_keys (merchant_id, key, request_hash, status, response)
+        VALUES ($2, $13, $14, $15, $16) ON CONFLICT (merchant_id, key) DO NOTHING RETURNING 1),
+    o AS (INSERT INTO pay_orders (id, merchant_id, out_trade_no, amount_fen, currency,
+        subject, notify_url, payer_sub, status, expires_at, next_check_at, created_at, updated_at)
+        SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $8::text,
+               $9::text, $10::timestamptz, $11::timestamptz, $12::timestamptz, $12::timestamptz
+         WHERE EXISTS (SELECT 1 FROM k) RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM o)"""
 _REFUND = "SELECT * FROM pay_refunds WHERE id = $1"
 _REFUND_LOCKED = "SELECT * FROM pay_refunds WHERE id = $1 FOR UPDATE"
 
@@ -44,6 +59,23 @@ def _order(r: asyncpg.Record) -> Order:
         created_at=r["created_at"],
         updated_at=r["updated_at"],
     )
+
+
+def _order_args(o: Order) -> list[Any]:
+    return [
+        o.id,
+        o.merchant_id,
+        o.out_trade_no,
+        o.amount_fen,
+        o.currency,
+        o.subject,
+        o.notify_url,
+        o.payer_sub,
+        o.status,
+        o.expires_at,
+        o.expires_at,  # next_check_at: the loop closes it when it expires
+        o.created_at,
+    ]
 
 
 def _refund(r: asyncpg.Record) -> Refund:
@@ -159,14 +191,6 @@ class PaymentsRepository:
 
     # idempotency keys ----------------------------------------------------------------------
 
-    async def try_lock_key(self, conn: asyncpg.Connection, merchant_id: str, key: str) -> bool:
-        return bool(
-            await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended($1, 7))",
-                f"{merchant_id} {key}",
-            )
-        )
-
     async def get_key(
         self, conn: asyncpg.Connection, merchant_id: str, key: str
     ) -> asyncpg.Record | None:
@@ -174,25 +198,6 @@ class PaymentsRepository:
             "SELECT * FROM pay_idempotency_keys WHERE merchant_id = $1 AND key = $2",
             merchant_id,
             key,
-        )
-
-    async def save_key(
-        self,
-        conn: asyncpg.Connection,
-        merchant_id: str,
-        key: str,
-        request_hash: bytes,
-        status: int,
-        response: dict[str, Any],
-    ) -> None:
-        await conn.execute(
-            """INSERT INTO pay_idempotency_keys (merchant_id, key, request_hash, status, response)
-               VALUES ($1, $2, $3, $4, $5)""",
-            merchant_id,
-            key,
-            request_hash,
-            status,
-            json.dumps(response),
         )
 
     async def purge_keys(self, conn: asyncpg.Connection, older_than: dt.timedelta) -> int:
@@ -203,33 +208,41 @@ class PaymentsRepository:
 
     # orders --------------------------------------------------------------------------------
 
-    async def insert_order(
+    async def insert_order(self, conn: asyncpg.Connection, order: Order) -> bool:
+        """Insert a new order; False if its out_trade_no is taken (the one statement commits
+        on its own unless the caller has a transaction open)."""
+        return bool(
+            await conn.fetchval(
+                _INSERT_ORDER.format(when="")
+                + " ON CONFLICT (merchant_id, out_trade_no) DO NOTHING RETURNING 1",
+                *_order_args(order),
+            )
+        )
+
+    async def insert_order_with_key(
         self,
         conn: asyncpg.Connection,
-        *,
-        merchant_id: str,
-        out_trade_no: str,
-        amount_fen: int,
-        subject: str,
-        notify_url: str | None,
-        payer_sub: str | None,
-        expires_at: dt.datetime,
-    ) -> Order | None:
-        row = await conn.fetchrow(
-            """INSERT INTO pay_orders (id, merchant_id, out_trade_no, amount_fen, subject,
-                   notify_url, payer_sub, status, expires_at, next_check_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, 'created', $8, $8)
-               ON CONFLICT (merchant_id, out_trade_no) DO NOTHING RETURNING *""",
-            new_id("ord"),
-            merchant_id,
-            out_trade_no,
-            amount_fen,
-            subject,
-            notify_url,
-            payer_sub,
-            expires_at,
+        order: Order,
+        key: str,
+        request_hash: bytes,
+        status: int,
+        response: dict[str, Any],
+    ) -> bool:
+        """Save the idempotency key with its response and insert the order, in one statement.
+
+        False (nothing written) if the key exists: a concurrent first request holding it is
+        waited for. A taken out_trade_no raises UniqueViolationError, which undoes the key.
+        """
+        return bool(
+            await conn.fetchval(
+                _INSERT_ORDER_WITH_KEY,
+                *_order_args(order),
+                key,
+                request_hash,
+                status,
+                json.dumps(response),
+            )
         )
-        return _order(row) if row else None
 
     async def get_order(
         self, conn: asyncpg.Connection, order_id: str, *, for_update: bool = False
@@ -293,21 +306,29 @@ class PaymentsRepository:
         channel_reference: str,
         now: dt.datetime,
         next_check_at: dt.datetime,
+        hold: Journal,
     ) -> Order | None:
-        """Move a payable order (open, not expired, no other payer) to ``paying``; None if it
-        is not payable (the row lock the UPDATE takes serialises this with callbacks)."""
+        """Move a payable order (open, not expired, no other payer) to ``paying`` and post
+        the ``hold`` journal (once: a second pay skips it), in one statement; None (nothing
+        written) if it is not payable. The row lock the UPDATE takes serialises this with
+        callbacks; the statement is its own transaction unless the caller has one open."""
+        ledger_ctes, ledger_args = Ledger.ctes([hold], 7, when="EXISTS (SELECT 1 FROM u)")
         row = await conn.fetchrow(
-            """UPDATE pay_orders SET status = 'paying', channel = $2, channel_reference = $3,
-                      payer_sub = $4, next_check_at = $6, updated_at = now()
-                WHERE id = $1 AND status IN ('created', 'paying') AND expires_at > $5
-                  AND (payer_sub IS NULL OR payer_sub = $4)
-            RETURNING *""",
+            f"""WITH u AS (
+                   UPDATE pay_orders SET status = 'paying', channel = $2, channel_reference = $3,
+                          payer_sub = $4, next_check_at = $6, updated_at = now()
+                    WHERE id = $1 AND status IN ('created', 'paying') AND expires_at > $5
+                      AND (payer_sub IS NULL OR payer_sub = $4)
+                   RETURNING *),
+               {ledger_ctes}
+               SELECT * FROM u""",  # noqa: S608 - fixed text
             order_id,
             channel,
             channel_reference,
             payer_sub,
             now,
             next_check_at,
+            *ledger_args,
         )
         return _order(row) if row else None
 
@@ -407,20 +428,122 @@ class PaymentsRepository:
         order_id: str | None,
         outcome: str,
         detail: dict[str, Any] | None = None,
-    ) -> bool:
-        """Record a notification; False if this one was seen before."""
-        done = await conn.fetchval(
-            """INSERT INTO pay_notifications (channel, notification_id, kind, order_id, outcome,
-                   detail) VALUES ($1, $2, $3, $4, $5, $6)
-               ON CONFLICT (channel, notification_id) DO NOTHING RETURNING 1""",
-            channel,
-            notification_id,
-            kind,
-            order_id,
-            outcome,
-            json.dumps(detail or {}),
+        *,
+        lock_order: bool = False,
+    ) -> tuple[bool, Order | None]:
+        """Record a notification: (False, None) if this one was seen before. With
+        ``lock_order``, a new one also locks and returns its order (None if there is no such
+        order), in the same round trip."""
+        insert = """INSERT INTO pay_notifications (channel, notification_id, kind, order_id,
+                        outcome, detail) VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (channel, notification_id) DO NOTHING RETURNING 1"""
+        args = (channel, notification_id, kind, order_id, outcome, json.dumps(detail or {}))
+        if not lock_order:
+            return bool(await conn.fetchval(insert, *args)), None
+        row = await conn.fetchrow(
+            f"""WITH n AS ({insert}),
+                   o AS (SELECT * FROM pay_orders
+                          WHERE id = $4 AND EXISTS (SELECT 1 FROM n) FOR UPDATE)
+               SELECT EXISTS (SELECT 1 FROM n) AS notification_fresh, o.*
+                 FROM (SELECT 1) AS one LEFT JOIN o ON true""",  # noqa: S608 - fixed text
+            *args,
         )
-        return bool(done)
+        if not row["notification_fresh"]:
+            return False, None
+        return True, (_order(row) if row["id"] is not None else None)
+
+    async def mark_paid(
+        self,
+        conn: asyncpg.Connection,
+        order: Order,
+        journals: list[Journal],
+        event_id: str,
+        payload: dict[str, Any],
+        *,
+        note: tuple[str, str, str],
+    ) -> None:
+        """One statement: the (locked) order becomes ``order`` (paid), ``journals`` are posted,
+        the ``payment.succeeded`` event goes to the outbox if the order or its merchant has a
+        webhook URL, and the notification ``note`` (channel, id, outcome) gets its outcome."""
+        ledger_ctes, ledger_args = Ledger.ctes(journals, 5)
+        await conn.execute(
+            f"""WITH u AS (
+                   UPDATE pay_orders SET status = 'paid', channel = $2, transaction_id = $3,
+                          paid_at = $4, next_check_at = NULL, updated_at = now()
+                    WHERE id = $1 RETURNING merchant_id, notify_url),
+               {ledger_ctes},
+               n AS (UPDATE pay_notifications SET outcome = $18
+                      WHERE channel = $16 AND notification_id = $17)
+               INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
+               SELECT $19, u.merchant_id, $20, $1, COALESCE(u.notify_url, m.webhook_url),
+                      $21::jsonb
+                 FROM u LEFT JOIN pay_merchants m ON m.client_id = u.merchant_id
+                WHERE COALESCE(u.notify_url, m.webhook_url) IS NOT NULL""",  # noqa: S608
+            order.id,
+            order.channel,
+            order.transaction_id,
+            order.paid_at,
+            *ledger_args,
+            *note,
+            event_id,
+            payload["type"],
+            json.dumps(payload, ensure_ascii=False),
+        )
+
+    async def credit_if_unchanged(
+        self,
+        conn: asyncpg.Connection,
+        seen: Order,
+        order: Order,
+        journals: list[Journal],
+        event_id: str,
+        payload: dict[str, Any],
+        *,
+        note: tuple[str, str, str],
+    ) -> bool:
+        """Optimistic one-statement credit (no explicit transaction): if the order is still as
+        ``seen`` (status, payer, updated_at) and the notification ``note`` (channel, id,
+        outcome) is new, the order becomes ``order`` (paid), ``journals`` are posted, the
+        notification is recorded and the event goes to the outbox, all or nothing.
+
+        False (nothing written) if the order changed or the notification was seen; a racing
+        first record of the same notification raises UniqueViolationError (nothing written).
+        """
+        ledger_ctes, ledger_args = Ledger.ctes(journals, 5, when="EXISTS (SELECT 1 FROM u)")
+        return bool(
+            await conn.fetchval(
+                f"""WITH u AS (
+                       UPDATE pay_orders SET status = 'paid', channel = $2, transaction_id = $3,
+                              paid_at = $4, next_check_at = NULL, updated_at = now()
+                        WHERE id = $1 AND status = $22 AND updated_at = $23
+                          AND payer_sub IS NOT DISTINCT FROM $24
+                          AND NOT EXISTS (SELECT 1 FROM pay_notifications
+                                           WHERE channel = $16 AND notification_id = $17)
+                       RETURNING merchant_id, notify_url),
+                   {ledger_ctes},
+                   n AS (INSERT INTO pay_notifications (channel, notification_id, kind,
+                             order_id, outcome)
+                         SELECT $16, $17, 'payment', $1, $18 FROM u),
+                   ev AS (INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
+                          SELECT $19, u.merchant_id, $20, $1, COALESCE(u.notify_url, m.webhook_url),
+                                 $21::jsonb
+                            FROM u LEFT JOIN pay_merchants m ON m.client_id = u.merchant_id
+                           WHERE COALESCE(u.notify_url, m.webhook_url) IS NOT NULL)
+                   SELECT EXISTS (SELECT 1 FROM u)""",  # noqa: S608 - fixed text
+                order.id,
+                order.channel,
+                order.transaction_id,
+                order.paid_at,
+                *ledger_args,
+                *note,
+                event_id,
+                payload["type"],
+                json.dumps(payload, ensure_ascii=False),
+                seen.status,
+                seen.updated_at,
+                seen.payer_sub,
+            )
+        )
 
     async def set_notification_outcome(
         self, conn: asyncpg.Connection, channel: str, notification_id: str, outcome: str

@@ -15,6 +15,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -201,38 +202,59 @@ class PaymentService:
             raise ValidationError("expires_in", "Must be from 60 seconds to 7 days.")
         payer = _text("payer", body.get("payer"), 64, required=False)
         await self._ensure_merchant(client_id, unit_id)
+        now = utcnow()
+        order = Order(
+            id=new_id("ord"),
+            merchant_id=client_id,
+            out_trade_no=out_trade_no,
+            amount_fen=amount,
+            currency="CNY",
+            subject=subject or "",
+            notify_url=notify_url,
+            payer_sub=payer,
+            status="created",
+            channel=None,
+            channel_reference=None,
+            transaction_id=None,
+            refunded_fen=0,
+            refunding_fen=0,
+            expires_at=now + dt.timedelta(seconds=expires_in),
+            paid_at=None,
+            closed_at=None,
+            created_at=now,
+            updated_at=now,
+        )
+        response = order.public()
+        if idempotency_key is None:
+            async with self.pool.acquire() as conn:
+                if not await self.repo.insert_order(conn, order):
+                    raise DuplicateOutTradeNo(f"An order with out_trade_no {out_trade_no} exists.")
+            return 201, response
+        # Stripe-style: the key row and the order in one statement (one transaction). A
+        # concurrent duplicate blocks on the key's unique index until the first commits, then
+        # finds the key and replays its response; nothing is ever half done.
         digest = request_hash(body)
-        async with self.pool.acquire() as conn, conn.transaction():
-            if idempotency_key is not None:
-                # Held until commit: a concurrent duplicate is told so instead of waiting.
-                if not await self.repo.try_lock_key(conn, client_id, idempotency_key):
-                    raise IdempotencyInFlight("A request with this key is still in progress.")
-                seen = await self.repo.get_key(conn, client_id, idempotency_key)
-                if seen is not None:
-                    if not secrets.compare_digest(bytes(seen["request_hash"]), digest):
-                        raise IdempotencyConflict(
-                            "This Idempotency-Key was used with a different body."
-                        )
-                    response = seen["response"]
-                    return seen["status"], (
-                        json.loads(response) if isinstance(response, str) else response
-                    )
-            order = await self.repo.insert_order(
-                conn,
-                merchant_id=client_id,
-                out_trade_no=out_trade_no,
-                amount_fen=amount,
-                subject=subject or "",
-                notify_url=notify_url,
-                payer_sub=payer,
-                expires_at=utcnow() + dt.timedelta(seconds=expires_in),
-            )
-            if order is None:
-                raise DuplicateOutTradeNo(f"An order with out_trade_no {out_trade_no} exists.")
-            response = order.public()
-            if idempotency_key is not None:
-                await self.repo.save_key(conn, client_id, idempotency_key, digest, 201, response)
-        return 201, response
+        async with self.pool.acquire() as conn:
+            try:
+                fresh = await self.repo.insert_order_with_key(
+                    conn, order, idempotency_key, digest, 201, response
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "pay_orders_merchant_id_out_trade_no_key":
+                    raise
+                raise DuplicateOutTradeNo(
+                    f"An order with out_trade_no {out_trade_no} exists."
+                ) from None
+            if fresh:
+                return 201, response
+            seen = await self.repo.get_key(conn, client_id, idempotency_key)
+        if seen is None:
+            # Seen at insert time, gone now: only a purge (keys are kept 48 h) could do that.
+            raise IdempotencyInFlight("A request with this key is still in progress.")
+        if not secrets.compare_digest(bytes(seen["request_hash"]), digest):
+            raise IdempotencyConflict("This Idempotency-Key was used with a different body.")
+        stored = seen["response"]
+        return seen["status"], (json.loads(stored) if isinstance(stored, str) else stored)
 
     async def order_for_merchant(self, client_id: str, order_id: str) -> Order:
         async with self.pool.acquire() as conn:
@@ -282,9 +304,17 @@ class PaymentService:
         payment = await channel.create(
             ChannelOrder(order.id, order.subject, order.amount_fen, order.expires_at)
         )
-        async with self.pool.acquire() as conn, conn.transaction():
-            now = utcnow()
-            # One guarded UPDATE (still payable, this payer) instead of lock, check, update.
+        # Two-phase: a pending hold while the payer is in the channel's app. The guarded
+        # UPDATE (still payable, this payer) and the hold: one statement, one transaction.
+        hold = Journal(
+            f"hold:{order.id}",
+            "hold",
+            transfer("pending_clearing", f"pending_payable:{order.merchant_id}", order.amount_fen),
+            order_id=order.id,
+        )
+        now = utcnow()
+        async with self.pool.acquire() as conn:
+            await self.ledger.ensure_accounts(conn, [hold])
             updated = await self.repo.start_paying(
                 conn,
                 order_id,
@@ -293,25 +323,17 @@ class PaymentService:
                 channel_reference=payment.reference,
                 now=now,
                 next_check_at=now + self.poll_interval,
+                hold=hold,
             )
             if updated is None:
                 # Changed meanwhile: say why, from the locked row.
-                order = await self._locked(conn, order_id)
-                self._check_payable(order)
-                if order.payer_sub not in (None, sub):
-                    raise Forbidden("This order belongs to another payer.")
-                raise OrderNotPayable(f"The order is {order.status}.")
+                async with conn.transaction():
+                    order = await self._locked(conn, order_id)
+                    self._check_payable(order)
+                    if order.payer_sub not in (None, sub):
+                        raise Forbidden("This order belongs to another payer.")
+                    raise OrderNotPayable(f"The order is {order.status}.")
             order = updated
-            # Two-phase: a pending hold while the payer is in the channel's app.
-            await self.ledger.post(
-                conn,
-                f"hold:{order.id}",
-                "hold",
-                transfer(
-                    "pending_clearing", f"pending_payable:{order.merchant_id}", order.amount_fen
-                ),
-                order_id=order.id,
-            )
         return {
             "order_id": order.id,
             "channel": channel.name,
@@ -412,13 +434,28 @@ class PaymentService:
     ) -> str:
         """Act on what a channel says about a trade (callback, query or bill); idempotent."""
         stray: Refund | None = None
+        paid = trade.state == "paid" and bool(trade.transaction_id)
+        if paid and await self._credit_fast(channel_name, trade, source_id):
+            return "credited"
         async with self.pool.acquire() as conn, conn.transaction():
-            fresh = await self.repo.record_notification(
-                conn, channel_name, source_id, "payment", trade.out_trade_no, "received"
+            # Record the notification (once) and lock its order: one round trip.
+            fresh, order = await self.repo.record_notification(
+                conn,
+                channel_name,
+                source_id,
+                "payment",
+                trade.out_trade_no,
+                "received",
+                lock_order=paid,
             )
             if not fresh:
                 return "duplicate"
-            outcome, stray, noted = await self._apply_trade(conn, channel_name, trade, source_id)
+            if paid:
+                outcome, stray, noted = await self._apply_paid(
+                    conn, channel_name, trade, source_id, order
+                )
+            else:
+                outcome, noted = "ignored", False
             if not noted:
                 await self.repo.set_notification_outcome(conn, channel_name, source_id, outcome)
         if stray is not None and submit:
@@ -427,17 +464,17 @@ class PaymentService:
             await submit_refund(self, stray.id)
         return outcome
 
-    async def _apply_trade(
+    async def _apply_paid(
         self,
         conn: asyncpg.Connection,
         channel_name: str,
         trade: ChannelTradeState,
         source_id: str,
+        order: Order | None,
     ) -> tuple[str, Refund | None, bool]:
-        """(outcome, stray refund, whether the notification's outcome was recorded here)."""
-        if trade.state != "paid" or not trade.transaction_id:
-            return "ignored", None, False
-        order = await self.repo.get_order(conn, trade.out_trade_no, for_update=True)
+        """(outcome, stray refund, whether the notification's outcome was recorded here) for
+        a paid trade; ``order`` is locked by the caller."""
+        assert trade.transaction_id
         if order is None:
             await self.repo.flag(
                 conn, "unknown_order", channel_name, None, trade.transaction_id, None,
@@ -455,41 +492,91 @@ class PaymentService:
             )
             return "flagged", None, False
         if order.status in OPEN_STATES:
-            paid_at, was = trade.paid_at or utcnow(), order.status
-            order = await self.repo.update_order(
+            paid, journals, event_id, payload = self._credit_parts(order, channel_name, trade)
+            await self.ledger.ensure_accounts(conn, journals)
+            # The state change, the hold's void, the payment, the outbox row (if there is a
+            # webhook URL) and the notification's outcome: one statement.
+            await self.repo.mark_paid(
                 conn,
-                order.id,
-                status="paid",
-                channel=channel_name,
-                transaction_id=trade.transaction_id,
-                paid_at=paid_at,
-                next_check_at=None,
+                paid,
+                journals,
+                event_id,
+                payload,
+                note=(channel_name, source_id, "credited"),
             )
-            payment = Journal(
-                f"payment:{channel_name}:{trade.transaction_id}",
-                "payment",
-                transfer(
-                    f"channel_clearing:{channel_name}",
-                    f"merchant_payable:{order.merchant_id}",
-                    order.amount_fen,
-                ),
-                order_id=order.id,
-                channel=channel_name,
-                external_id=trade.transaction_id,
-                occurred_at=paid_at,
-            )
-            void = self._void_journal(order, was)
-            # The hold's void and the payment: one round trip, one database transaction.
-            await self.ledger.post_all(conn, [payment] if void is None else [void, payment])
-            # The outbox row and the notification's outcome: one round trip.
-            noted = await self.emit(
-                conn, order, "payment.succeeded", {}, note=(channel_name, source_id, "credited")
-            )
-            return "credited", None, noted
+            return "credited", None, True
         if order.transaction_id == trade.transaction_id and order.channel == channel_name:
             return "duplicate", None, False
         stray = await self._stray(conn, order, channel_name, trade)
         return "stray", stray, False
+
+    def _credit_parts(
+        self, order: Order, channel_name: str, trade: ChannelTradeState
+    ) -> tuple[Order, list[Journal], str, dict[str, Any]]:
+        """For an open order the channel says is paid: the paid order, its journals (the
+        hold's void if it was ``paying``, the payment), the event id and its payload."""
+        assert trade.transaction_id
+        paid_at = trade.paid_at or utcnow()
+        payment = Journal(
+            f"payment:{channel_name}:{trade.transaction_id}",
+            "payment",
+            transfer(
+                f"channel_clearing:{channel_name}",
+                f"merchant_payable:{order.merchant_id}",
+                order.amount_fen,
+            ),
+            order_id=order.id,
+            channel=channel_name,
+            external_id=trade.transaction_id,
+            occurred_at=paid_at,
+        )
+        void = self._void_journal(order, order.status)
+        paid = replace(
+            order,
+            status="paid",
+            channel=channel_name,
+            transaction_id=trade.transaction_id,
+            paid_at=paid_at,
+        )
+        event_id = new_id("evt")
+        payload = {
+            "id": event_id,
+            "type": "payment.succeeded",
+            "created_at": iso(utcnow()),
+            "data": {"order": paid.public()},
+        }
+        return paid, ([payment] if void is None else [void, payment]), event_id, payload
+
+    async def _credit_fast(
+        self, channel_name: str, trade: ChannelTradeState, source_id: str
+    ) -> bool:
+        """The common case in two round trips: read the order; if it is open and the amount
+        matches, credit it in one statement provided it has not changed meanwhile. False
+        (nothing written) sends the caller to the locked path, which handles everything."""
+        async with self.pool.acquire() as conn:
+            seen = await self.repo.get_order(conn, trade.out_trade_no)
+            if (
+                seen is None
+                or seen.status not in OPEN_STATES
+                or seen.amount_fen != trade.amount_fen
+            ):
+                return False
+            paid, journals, event_id, payload = self._credit_parts(seen, channel_name, trade)
+            await self.ledger.ensure_accounts(conn, journals)
+            try:
+                return await self.repo.credit_if_unchanged(
+                    conn,
+                    seen,
+                    paid,
+                    journals,
+                    event_id,
+                    payload,
+                    note=(channel_name, source_id, "credited"),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "pay_notifications_pkey":
+                    raise
+                return False
 
     async def _stray(
         self, conn: asyncpg.Connection, order: Order, channel_name: str, trade: ChannelTradeState

@@ -94,3 +94,62 @@ async def test_callback_for_an_unknown_order_credits_nothing(api: Api, sims: Sim
         "SELECT kind FROM pay_anomalies WHERE transaction_id = $1", tx["transaction_id"]
     )
     assert kind == "unknown_order"
+
+
+@pytest.mark.asyncio
+async def test_optimistic_credit_writes_nothing_when_the_order_changed(
+    api: Api, sims: Sims
+) -> None:
+    """The one-statement credit applies only to the order as read; otherwise nothing is
+    written and the locked path decides (here: credits once; a replay is a duplicate)."""
+    from payments.ports import ChannelTradeState
+
+    svc = api.services.payments
+    m = await new_merchant(api)
+    order = await create_order(api, m, 700)
+    async with svc.pool.acquire() as conn:
+        seen = await svc.repo.get_order(conn, order["id"])
+        assert seen is not None
+        await conn.execute("UPDATE pay_orders SET updated_at = now() WHERE id = $1", seen.id)
+        trade = ChannelTradeState(
+            out_trade_no=seen.id,
+            state="paid",
+            channel_state="SUCCESS",
+            transaction_id="42000" + secrets.token_hex(10),
+            amount_fen=700,
+            # Booked on a day no test reconciles: this trade is not in any simulator bill.
+            paid_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=10),
+        )
+        paid, journals, event_id, payload = svc._credit_parts(seen, "wechatpay", trade)
+        await svc.ledger.ensure_accounts(conn, journals)
+        note = ("wechatpay", "EV-" + secrets.token_hex(8), "credited")
+        applied = await svc.repo.credit_if_unchanged(
+            conn, seen, paid, journals, event_id, payload, note=note
+        )
+        assert applied is False
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM pay_notifications WHERE notification_id = $1", note[1]
+            )
+            == 0
+        )
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM ledger_transactions WHERE order_id = $1", seen.id
+            )
+            == 0
+        )
+        assert await conn.fetchval("SELECT status FROM pay_orders WHERE id = $1", seen.id) == (
+            "created"
+        )
+    assert await svc.apply_trade("wechatpay", trade, note[1]) == "credited"
+    assert await svc.apply_trade("wechatpay", trade, note[1]) == "duplicate"
+    assert (await order_status(api, m, order["id"]))["status"] == "paid"
+    async with svc.pool.acquire() as conn:
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM ledger_transactions WHERE order_id = $1 AND kind = 'payment'",
+                seen.id,
+            )
+            == 1
+        )

@@ -143,3 +143,18 @@ async def test_merchant_closes_an_unpaid_order(api: Api, sims: Sims) -> None:
         f"{ORDERS}/{order['id']}/pay", json={"channel": "wechatpay"}, token=citizen
     )
     assert again.status_code == 409 and again.json()["code"] == "order-not-payable"
+
+
+@pytest.mark.asyncio
+async def test_a_key_whose_order_failed_is_not_kept(api: Api) -> None:
+    # The key and the order are written in one statement: a taken out_trade_no undoes the key.
+    m = await new_merchant(api)
+    taken = _body()
+    assert (await api.post(ORDERS, json=taken, token=m.token)).status_code == 201
+    key = {"Idempotency-Key": secrets.token_hex(8)}
+    dup = await api.post(ORDERS, json=taken, token=m.token, headers=key)
+    assert dup.status_code == 409 and dup.json()["code"] == "duplicate-out-trade-no"
+    fresh = await api.post(ORDERS, json=_body(), token=m.token, headers=key)
+    assert fresh.status_code == 201
+    again = await api.post(ORDERS, json=taken, token=m.token, headers=key)
+    assert again.status_code == 422 and again.json()["code"] == "idempotency-conflict"

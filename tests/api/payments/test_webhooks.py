@@ -82,3 +82,36 @@ async def test_each_event_of_a_batch_keeps_its_own_outcome(
     assert events[bad["id"]]["last_status"] is None
     assert len(receiver.events(good["id"], "payment.succeeded")) == 1
     assert receiver.events(bad["id"]) == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_an_order_without_notify_url_uses_the_merchant_default(
+    api: Api, sims: Sims, receiver: Receiver
+) -> None:
+    m = await new_merchant(api)
+    bare = await create_order(api, m, 303)  # no URL anywhere yet: paid, no event
+    citizen = (await api.sign_in(random_phone()))["access_token"]
+    await pay_and_confirm(api, sims, citizen, bare["id"], "alipay")
+
+    async def paid(order_id: str) -> bool:
+        resp = await api.get(f"/api/v1/payments/orders/{order_id}", token=m.token)
+        return resp.json()["status"] == "paid"
+
+    await eventually(lambda: paid(bare["id"]))
+    resp = await api.request(
+        "PUT", "/api/v1/payments/merchant", json={"webhook_url": receiver.url}, token=m.token
+    )
+    assert resp.status_code == 200, resp.text
+    order = await create_order(api, m, 304)
+    await pay_and_confirm(api, sims, citizen, order["id"], "wechatpay")
+    [hook] = await eventually(lambda: _async(receiver.events(order["id"], "payment.succeeded")))
+    assert hook.event["data"]["order"]["status"] == "paid"
+    assert hook.event["data"]["order"]["amount_fen"] == 304
+    assert receiver.events(bare["id"]) == []
+    events = await api.get("/api/v1/payments/events", token=m.token)
+    assert [e["order_id"] for e in events.json()["events"]] == [order["id"]]
+
+
+async def _async(value: object) -> object:
+    return value

@@ -7,7 +7,7 @@ import secrets
 import asyncpg
 import pytest
 
-from payments.ledger import Ledger, Posting, transfer
+from payments.ledger import Journal, Ledger, Posting, transfer
 from server.bootstrap import Services
 
 
@@ -78,3 +78,34 @@ async def test_posting_is_idempotent_and_the_trial_balance_holds(services: Servi
         assert count == 2
         tb = await ledger.trial_balance(conn)
     assert tb.balanced and tb.total_debits_fen == tb.total_credits_fen
+
+
+@pytest.mark.asyncio
+async def test_each_journal_transaction_must_balance_on_its_own(services: Services) -> None:
+    # Two transactions that are unbalanced but net to zero together are still refused.
+    ids = ["ltx_test" + secrets.token_hex(6) for _ in range(2)]
+    async with services.pool.acquire() as conn:
+        await Ledger().ensure_accounts(
+            conn, [_journal("channel_clearing:alipay"), _journal("merchant_payable:w")]
+        )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute(
+                """WITH t AS (
+                       INSERT INTO ledger_transactions (id, idempotency_key, kind, amount_fen)
+                       SELECT id, id, 'test', 5 FROM unnest($1::text[]) AS id RETURNING id)
+                   INSERT INTO ledger_entries (transaction_id, account_code, amount_fen)
+                   VALUES ($2, 'channel_clearing:alipay', 5), ($3, 'merchant_payable:w', -5)""",
+                ids,
+                ids[0],
+                ids[1],
+            )
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM ledger_transactions WHERE id = ANY($1::text[])", ids
+            )
+            == 0
+        )
+
+
+def _journal(account: str) -> Journal:
+    return Journal("k", "test", [Posting(account, 1)])
