@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from redis.exceptions import RedisError
 
 from ecert.batching import MicroBatcher
-from ecert.domain import PROFILES, Certificate, CertType, Matter
+from ecert.domain import PROFILES, Certificate, CertType, Matter, ScannedCertificate
 from ecert.errors import (
     CertificateExpired,
     CertificateNotFound,
@@ -95,7 +95,7 @@ class IssuedQr:
 @dataclass(frozen=True)
 class Verification:
     id: str
-    certificate: Certificate
+    certificate: ScannedCertificate
     cert_type: CertType
     unit_id: str
     matter: Matter
@@ -103,14 +103,19 @@ class Verification:
     withheld: list[str]
 
 
-def status_error(cert: Certificate, now: datetime) -> CertificateStatusError | None:
-    status = cert.effective_status(now)
-    return {
-        "revoked": CertificateRevoked(),
-        "suspended": CertificateSuspended(),
-        "expired": CertificateExpired(),
-        "not-yet-valid": CertificateNotYetValid(),
-    }.get(status)
+_STATUS_ERRORS: dict[str, type[CertificateStatusError]] = {
+    "revoked": CertificateRevoked,
+    "suspended": CertificateSuspended,
+    "expired": CertificateExpired,
+    "not-yet-valid": CertificateNotYetValid,
+}
+
+
+def status_error(
+    cert: Certificate | ScannedCertificate, now: datetime
+) -> CertificateStatusError | None:
+    error = _STATUS_ERRORS.get(cert.effective_status(now))
+    return None if error is None else error()
 
 
 def _store_down() -> DependencyUnavailable:
@@ -145,6 +150,7 @@ class Presentations:
         self.qr_ttl = qr_ttl
         self.skew = skew
         self._verified: set[bytes] = set()
+        self._kid_texts: dict[bytes, str] = {}
         self._matters: dict[str, tuple[float, Matter]] = {}
         # PostgreSQL: the scans' lookups and the use-log rows share one statement per batch.
         self._pg: MicroBatcher[Scan | NewUse, Any] = MicroBatcher(self._pg_batch)
@@ -160,7 +166,12 @@ class Presentations:
         return int(tail) if tail.isascii() and tail.isdigit() and len(tail) < 10 else None
 
     def _platform_key(self, kid: bytes) -> ec.EllipticCurvePublicKey | None:
-        found = self.tokens.ring.public_key(kid_text(kid))
+        text = self._kid_texts.get(kid) or kid_text(kid)
+        # The ring is asked every time (a key it retires stops verifying at once); only
+        # the kid's text form is remembered, and only for kids the ring knows.
+        found = self.tokens.ring.public_key(text)
+        if found is not None and len(self._kid_texts) < 64:
+            self._kid_texts[kid] = text
         if (
             found is None
             or found[1] != "ES256"
@@ -375,7 +386,7 @@ class Presentations:
         return Verification(use_id, cert, cert_type, unit, matter, claims, withheld)
 
     async def _log(
-        self, cert: Certificate, unit_id: str, matter: str, result: str, fields: list[str]
+        self, cert: ScannedCertificate, unit_id: str, matter: str, result: str, fields: list[str]
     ) -> str:
         """Record a verification; returns once its row is committed (group commit)."""
         use_id = new_id("ver")
