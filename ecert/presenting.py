@@ -83,6 +83,15 @@ STATUS_LIST_TTL = 300  # seconds a verifier may cache a status list
 STATUS_LIST_LIFETIME = timedelta(days=1)
 IMAGE_KEY = "ecert:qrimg:"
 CTI_KEY = "ecert:cti:"
+# The one-time consume of a batch of scans: SET key unit NX EXAT exat for each KEYS[i]
+# (ARGV holds unit, exat pairs); 1 where this command set the key, 0 where it existed.
+_CONSUME = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('SET', key, ARGV[2 * i - 1], 'NX', 'EXAT', ARGV[2 * i]) and 1 or 0
+end
+return out
+"""
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,7 @@ class Presentations:
         # PostgreSQL: the scans' lookups and the use-log rows share one statement per batch.
         self._pg: MicroBatcher[Scan | NewUse, Any] = MicroBatcher(self._pg_batch)
         self._consumes = MicroBatcher(self._consume_batch)
+        self._consume_script = redis.register_script(_CONSUME)
 
     def status_uri(self, list_id: int) -> str:
         # Kept short on purpose: every character is in the QR code (see cwt.py's budget).
@@ -398,16 +408,19 @@ class Presentations:
     # the batched round trips of the counter ----------------------------------------------
 
     async def _consume_batch(self, items: list[tuple[str, str, int]]) -> list[bool | BaseException]:
-        """One ``SET NX`` per scan, sent as one pipeline (no MULTI: each command is atomic
-        on its own, and two scans of one code in a batch are two commands, one wins)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key, unit, exat in items:
-            pipe.set(key, unit, nx=True, exat=exat)
+        """One ``SET NX`` per scan, all run by one script call (``_CONSUME``): one command
+        and one reply per batch. Each ``SET NX`` is its own consume (the script as a whole
+        is atomic too), so two scans of one code in a batch are two commands, one wins."""
+        args: list[str | int] = []
+        for _, unit, exat in items:
+            args += (unit, exat)
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._consume_script(keys=[key for key, _, _ in items], args=args)
         except (RedisError, OSError):
             return [_store_down() for _ in items]
-        return [_store_down() if isinstance(r, Exception) else bool(r) for r in replies]
+        if not isinstance(replies, list) or len(replies) != len(items):
+            return [_store_down() for _ in items]
+        return [r == 1 for r in replies]
 
     async def _pg_batch(self, items: list[Scan | NewUse]) -> list[Any]:
         """Scans get (allowed, certificate or None); use-log rows get None once committed."""
