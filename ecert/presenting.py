@@ -15,7 +15,7 @@ log, committed before the answer. Redis down fails closed with 503.
 
 The scan's three round trips (grant + certificate in one SQL statement, the
 ``SET NX``, the use-log insert) are each micro-batched with the concurrent
-scans of this process (``ecert.batching``): one statement, one pipeline, one
+scans of this process (``ecert.batching``): one statement, one script call, one
 insert per batch, with a result or an error per scan. Decoding and the
 signature check run first (no I/O), their verdict raised in the order above.
 """
