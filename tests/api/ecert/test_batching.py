@@ -11,6 +11,7 @@ import time
 
 import asyncpg
 import pytest
+from redis.exceptions import ResponseError
 
 from ecert.presenting import CTI_KEY
 from ecert.repository import NewUse
@@ -145,3 +146,20 @@ async def test_a_scan_reads_and_decrypts_no_claims(
     assert resp.json()["status"] == "valid" and resp.json()["claims"]
     resp = await verify(api, world, texts[1])
     assert resp.json()["code"] == "certificate-revoked", resp.text
+
+
+async def test_a_redis_error_in_the_consume_script_fails_closed(
+    api: Api, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = await issue(api, world)
+    text = (await qr(api, world, made["id"]))["qr_text"]
+    p = api.services.presentations
+
+    async def refused(**_: object) -> object:
+        raise ResponseError("OOM command not allowed when used memory > 'maxmemory'")
+
+    monkeypatch.setattr(p, "_consume_script", refused)
+    resp = await verify(api, world, text)
+    assert resp.status_code == 503 and resp.json()["code"] == "dependency-unavailable"
+    monkeypatch.undo()
+    assert (await verify(api, world, text)).status_code == 200  # nothing was consumed
