@@ -2,7 +2,7 @@
 
 The counter's hot path makes a few small round trips per scan (one SQL read, one
 Redis ``SET NX``, one SQL insert). Under load, many scans wait on the same kind
-of round trip at once; running them as one statement or one pipeline costs one
+of round trip at once; running them as one statement or one script call costs one
 round trip instead of many. This is group commit, as databases do for WAL
 flushes: a lone call goes out on the next event-loop pass (no timer, no added
 wait), and calls that arrive while a batch is in flight form the next batch.

@@ -213,6 +213,22 @@ class Certificate:
 
 
 @dataclass(frozen=True)
+class ScannedCertificate:
+    """What a counter scan needs of the certificate its QR code names: no claims and no
+    credential (the answer shows the code's own masked claims), so the scan reads neither
+    column and decrypts nothing."""
+
+    id: str
+    type_code: str
+    holder_id: str
+    status: str
+    valid_from: datetime
+    valid_until: datetime | None
+
+    effective_status = Certificate.effective_status
+
+
+@dataclass(frozen=True)
 class Matter:
     code: str
     name_zh: str

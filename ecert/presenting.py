@@ -15,7 +15,7 @@ log, committed before the answer. Redis down fails closed with 503.
 
 The scan's three round trips (grant + certificate in one SQL statement, the
 ``SET NX``, the use-log insert) are each micro-batched with the concurrent
-scans of this process (``ecert.batching``): one statement, one pipeline, one
+scans of this process (``ecert.batching``): one statement, one script call, one
 insert per batch, with a result or an error per scan. Decoding and the
 signature check run first (no I/O), their verdict raised in the order above.
 """
@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from redis.exceptions import RedisError
 
 from ecert.batching import MicroBatcher
-from ecert.domain import PROFILES, Certificate, CertType, Matter
+from ecert.domain import PROFILES, Certificate, CertType, Matter, ScannedCertificate
 from ecert.errors import (
     CertificateExpired,
     CertificateNotFound,
@@ -83,6 +83,15 @@ STATUS_LIST_TTL = 300  # seconds a verifier may cache a status list
 STATUS_LIST_LIFETIME = timedelta(days=1)
 IMAGE_KEY = "ecert:qrimg:"
 CTI_KEY = "ecert:cti:"
+# The one-time consume of a batch of scans: SET key unit NX EXAT exat for each KEYS[i]
+# (ARGV holds unit, exat pairs); 1 where this command set the key, 0 where it existed.
+_CONSUME = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('SET', key, ARGV[2 * i - 1], 'NX', 'EXAT', ARGV[2 * i]) and 1 or 0
+end
+return out
+"""
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ class IssuedQr:
 @dataclass(frozen=True)
 class Verification:
     id: str
-    certificate: Certificate
+    certificate: ScannedCertificate
     cert_type: CertType
     unit_id: str
     matter: Matter
@@ -103,14 +112,19 @@ class Verification:
     withheld: list[str]
 
 
-def status_error(cert: Certificate, now: datetime) -> CertificateStatusError | None:
-    status = cert.effective_status(now)
-    return {
-        "revoked": CertificateRevoked(),
-        "suspended": CertificateSuspended(),
-        "expired": CertificateExpired(),
-        "not-yet-valid": CertificateNotYetValid(),
-    }.get(status)
+_STATUS_ERRORS: dict[str, type[CertificateStatusError]] = {
+    "revoked": CertificateRevoked,
+    "suspended": CertificateSuspended,
+    "expired": CertificateExpired,
+    "not-yet-valid": CertificateNotYetValid,
+}
+
+
+def status_error(
+    cert: Certificate | ScannedCertificate, now: datetime
+) -> CertificateStatusError | None:
+    error = _STATUS_ERRORS.get(cert.effective_status(now))
+    return None if error is None else error()
 
 
 def _store_down() -> DependencyUnavailable:
@@ -145,10 +159,12 @@ class Presentations:
         self.qr_ttl = qr_ttl
         self.skew = skew
         self._verified: set[bytes] = set()
+        self._kid_texts: dict[bytes, str] = {}
         self._matters: dict[str, tuple[float, Matter]] = {}
         # PostgreSQL: the scans' lookups and the use-log rows share one statement per batch.
         self._pg: MicroBatcher[Scan | NewUse, Any] = MicroBatcher(self._pg_batch)
         self._consumes = MicroBatcher(self._consume_batch)
+        self._consume_script = redis.register_script(_CONSUME)
 
     def status_uri(self, list_id: int) -> str:
         # Kept short on purpose: every character is in the QR code (see cwt.py's budget).
@@ -160,7 +176,12 @@ class Presentations:
         return int(tail) if tail.isascii() and tail.isdigit() and len(tail) < 10 else None
 
     def _platform_key(self, kid: bytes) -> ec.EllipticCurvePublicKey | None:
-        found = self.tokens.ring.public_key(kid_text(kid))
+        text = self._kid_texts.get(kid) or kid_text(kid)
+        # The ring is asked every time (a key it retires stops verifying at once); only
+        # the kid's text form is remembered, and only for kids the ring knows.
+        found = self.tokens.ring.public_key(text)
+        if found is not None and len(self._kid_texts) < 64:
+            self._kid_texts[kid] = text
         if (
             found is None
             or found[1] != "ES256"
@@ -375,7 +396,7 @@ class Presentations:
         return Verification(use_id, cert, cert_type, unit, matter, claims, withheld)
 
     async def _log(
-        self, cert: Certificate, unit_id: str, matter: str, result: str, fields: list[str]
+        self, cert: ScannedCertificate, unit_id: str, matter: str, result: str, fields: list[str]
     ) -> str:
         """Record a verification; returns once its row is committed (group commit)."""
         use_id = new_id("ver")
@@ -387,16 +408,19 @@ class Presentations:
     # the batched round trips of the counter ----------------------------------------------
 
     async def _consume_batch(self, items: list[tuple[str, str, int]]) -> list[bool | BaseException]:
-        """One ``SET NX`` per scan, sent as one pipeline (no MULTI: each command is atomic
-        on its own, and two scans of one code in a batch are two commands, one wins)."""
-        pipe = self.redis.pipeline(transaction=False)
-        for key, unit, exat in items:
-            pipe.set(key, unit, nx=True, exat=exat)
+        """One ``SET NX`` per scan, all run by one script call (``_CONSUME``): one command
+        and one reply per batch. Each ``SET NX`` is its own consume (the script as a whole
+        is atomic too), so two scans of one code in a batch are two commands, one wins."""
+        args: list[str | int] = []
+        for _, unit, exat in items:
+            args += (unit, exat)
         try:
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._consume_script(keys=[key for key, _, _ in items], args=args)
         except (RedisError, OSError):
             return [_store_down() for _ in items]
-        return [_store_down() if isinstance(r, Exception) else bool(r) for r in replies]
+        if not isinstance(replies, list) or len(replies) != len(items):
+            return [_store_down() for _ in items]
+        return [r == 1 for r in replies]
 
     async def _pg_batch(self, items: list[Scan | NewUse]) -> list[Any]:
         """Scans get (allowed, certificate or None); use-log rows get None once committed."""

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from ecert.domain import Certificate, CertType, Matter, Use, parse_type
+from ecert.domain import Certificate, CertType, Matter, ScannedCertificate, Use, parse_type
 from identity.crypto import Vault
 
 Conn = asyncpg.Connection | asyncpg.Pool
@@ -31,7 +31,7 @@ class IssuerKeyRow:
 @dataclass(frozen=True)
 class NewUse:
     use_id: str
-    certificate: Certificate
+    certificate: Certificate | ScannedCertificate  # its id and holder_id are read
     kind: str
     unit_id: str | None
     client_id: str | None
@@ -63,7 +63,8 @@ Scan = tuple[str, str, int | None, int | None]
 
 _COUNTER_LOOKUP = """SELECT q.i, EXISTS (SELECT 1 FROM role_grants g WHERE g.account_id = q.sub
        AND ((g.role = 'counter-staff' AND g.unit_id = q.unit)
-            OR (g.role = 'platform-admin' AND g.unit_id = ''))) AS allowed, c.*
+            OR (g.role = 'platform-admin' AND g.unit_id = ''))) AS allowed,
+     c.id, c.type_code, c.holder_id, c.status, c.valid_from, c.valid_until
    FROM unnest($1::text[], $2::text[], $3::int[], $4::int[])
         WITH ORDINALITY AS q(sub, unit, list_id, idx, i)
    LEFT JOIN ecert_certificates c ON c.status_list_id = q.list_id AND c.status_idx = q.idx
@@ -322,7 +323,7 @@ class EcertRepository:
 
     async def counter_round(
         self, conn: Conn, scans: list[Scan], uses: list[NewUse]
-    ) -> list[tuple[bool, Certificate | None]]:
+    ) -> list[tuple[bool, ScannedCertificate | None]]:
         """For each scan (account, unit, status list, index): may the account verify for
         the unit, and the certificate at that status reference; and insert the use-log
         rows ``uses``. One statement (the insert a data-modifying CTE, run to completion
@@ -345,7 +346,12 @@ class EcertRepository:
             rows = await conn.fetch(_COUNTER_ROUND, *scan_args, *_use_args(uses))
         else:
             rows = await conn.fetch(_COUNTER_LOOKUP, *scan_args)
-        return [(r["allowed"], self._certificate(r) if r["id"] is not None else None) for r in rows]
+        # Only the columns a scan needs: the claims and the credential are neither
+        # fetched nor decrypted (the answer shows the code's own masked claims).
+        return [
+            (r[1], ScannedCertificate(r[2], r[3], r[4], r[5], r[6], r[7]) if r[2] else None)
+            for r in rows
+        ]
 
     async def holder_certificates(self, conn: Conn, holder_id: str) -> list[Certificate]:
         rows = await conn.fetch(

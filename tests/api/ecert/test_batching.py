@@ -1,6 +1,6 @@
 """The counter's batched round trips keep one verdict per scan: a bad row in a
 group-committed use-log insert fails only its own caller, one code twice in one
-Redis pipeline is consumed once, and the grant is checked per scanner."""
+Redis batch (one script call) is consumed once, and the grant is checked per scanner."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 
 import asyncpg
 import pytest
+from redis.exceptions import ResponseError
 
 from ecert.presenting import CTI_KEY
 from ecert.repository import NewUse
@@ -56,7 +57,7 @@ async def test_a_bad_row_fails_only_its_own_use_log_insert(api: Api, world: Worl
     assert sorted(u["result"] for u in uses.json()["uses"]) == ["qr-replayed", "valid"]
 
 
-async def test_one_code_twice_in_one_pipeline_is_consumed_once(api: Api) -> None:
+async def test_one_code_twice_in_one_batch_is_consumed_once(api: Api) -> None:
     p = api.services.presentations
     key = f"{CTI_KEY}test:{secrets.token_hex(16)}"
     exat = int(time.time()) + 600
@@ -120,3 +121,45 @@ async def test_a_unit_id_the_database_would_refuse_is_refused_before_the_scan(
     # NUL never reaches the verifier: the JSON body is refused as a whole (server/http.py).
     assert resp.status_code == 400 and resp.json()["code"] == "invalid-json", resp.text
     assert (await verify(api, world, text)).status_code == 200  # the code was not consumed
+
+
+async def test_a_scan_reads_and_decrypts_no_claims(
+    api: Api, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The counter's answer shows the code's own masked claims: the scan's statement
+    fetches neither the claims nor the credential, so nothing is decrypted per scan."""
+    good, gone = await issue(api, world), await issue(api, world)
+    texts = [(await qr(api, world, c["id"]))["qr_text"] for c in (good, gone)]
+    revoked = await api.post(
+        f"/api/v1/ecert/certificates/{gone['id']}/revoke",
+        token=world.issuer_token,
+        json={"reason": "test"},
+    )
+    assert revoked.status_code == 200, revoked.text
+
+    def no_decrypt(*_: object, **__: object) -> bytes:
+        raise AssertionError("a scan decrypted something")
+
+    monkeypatch.setattr(api.services.presentations.repo.vault, "decrypt", no_decrypt)
+    resp = await verify(api, world, texts[0])
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "valid" and resp.json()["claims"]
+    resp = await verify(api, world, texts[1])
+    assert resp.json()["code"] == "certificate-revoked", resp.text
+
+
+async def test_a_redis_error_in_the_consume_script_fails_closed(
+    api: Api, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = await issue(api, world)
+    text = (await qr(api, world, made["id"]))["qr_text"]
+    p = api.services.presentations
+
+    async def refused(**_: object) -> object:
+        raise ResponseError("OOM command not allowed when used memory > 'maxmemory'")
+
+    monkeypatch.setattr(p, "_consume_script", refused)
+    resp = await verify(api, world, text)
+    assert resp.status_code == 503 and resp.json()["code"] == "dependency-unavailable"
+    monkeypatch.undo()
+    assert (await verify(api, world, text)).status_code == 200  # nothing was consumed
