@@ -24,15 +24,22 @@ _INSERT_ORDER = """INSERT INTO pay_orders (id, merchant_id, out_trade_no, amount
     SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $8::text,
            $9::text, $10::timestamptz, $11::timestamptz, $12::timestamptz, $12::timestamptz
     {when}"""
-_INSERT_ORDER_WITH_KEY = """WITH k AS (
+# The key's advisory lock is tried, never waited for: held, a first request with this key
+# is in flight (409); free, any earlier one has committed and ON CONFLICT sees its row.
+# An autocommitted statement is its own transaction, so the lock lasts exactly as long.
+IDEMPOTENCY_LOCK = "hashtextextended('pay-idem' || chr(31) || {merchant} || chr(31) || {key}, 0)"
+_LOCK_KEY = IDEMPOTENCY_LOCK.format(merchant="$2::text", key="$13::text")
+_INSERT_ORDER_WITH_KEY = f"""WITH lk AS (SELECT pg_try_advisory_xact_lock({_LOCK_KEY}) AS got),
+    k AS (
         INSERT INTO pay_idempotency_keys (merchant_id, key, request_hash, status, response)
-        VALUES ($2, $13, $14, $15, $16) ON CONFLICT (merchant_id, key) DO NOTHING RETURNING 1),
+        SELECT $2::text, $13::text, $14::bytea, $15::int, $16::jsonb WHERE (SELECT got FROM lk)
+        ON CONFLICT (merchant_id, key) DO NOTHING RETURNING 1),
     o AS (INSERT INTO pay_orders (id, merchant_id, out_trade_no, amount_fen, currency,
         subject, notify_url, payer_sub, status, expires_at, next_check_at, created_at, updated_at)
         SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text, $6::text, $7::text, $8::text,
                $9::text, $10::timestamptz, $11::timestamptz, $12::timestamptz, $12::timestamptz
          WHERE EXISTS (SELECT 1 FROM k) RETURNING 1)
-    SELECT EXISTS (SELECT 1 FROM o)"""
+    SELECT (SELECT got FROM lk) AS got, EXISTS (SELECT 1 FROM o) AS fresh"""  # noqa: S608 - constants
 _REFUND = "SELECT * FROM pay_refunds WHERE id = $1"
 _REFUND_LOCKED = "SELECT * FROM pay_refunds WHERE id = $1 FOR UPDATE"
 
@@ -227,22 +234,23 @@ class PaymentsRepository:
         request_hash: bytes,
         status: int,
         response: dict[str, Any],
-    ) -> bool:
+    ) -> bool | None:
         """Save the idempotency key with its response and insert the order, in one statement.
 
-        False (nothing written) if the key exists: a concurrent first request holding it is
-        waited for. A taken out_trade_no raises UniqueViolationError, which undoes the key.
+        True: written. False (nothing written): the key exists, its first request committed.
+        None (nothing written): a first request with this key is still in flight. A taken
+        out_trade_no raises UniqueViolationError, which undoes the key.
         """
-        return bool(
-            await conn.fetchval(
-                _INSERT_ORDER_WITH_KEY,
-                *_order_args(order),
-                key,
-                request_hash,
-                status,
-                json.dumps(response),
-            )
+        row = await conn.fetchrow(
+            _INSERT_ORDER_WITH_KEY,
+            *_order_args(order),
+            key,
+            request_hash,
+            status,
+            json.dumps(response),
         )
+        assert row is not None
+        return bool(row["fresh"]) if row["got"] else None
 
     async def get_order(
         self, conn: asyncpg.Connection, order_id: str, *, for_update: bool = False

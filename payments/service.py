@@ -230,9 +230,9 @@ class PaymentService:
                 if not await self.repo.insert_order(conn, order):
                     raise DuplicateOutTradeNo(f"An order with out_trade_no {out_trade_no} exists.")
             return 201, response
-        # Stripe-style: the key row and the order in one statement (one transaction). A
-        # concurrent duplicate blocks on the key's unique index until the first commits, then
-        # finds the key and replays its response; nothing is ever half done.
+        # Stripe-style: the key row and the order in one statement (one transaction), under
+        # the key's advisory lock, tried without waiting: a duplicate while the first is in
+        # flight is a 409; after it committed, its response is replayed. Nothing is half done.
         digest = request_hash(body)
         async with self.pool.acquire() as conn:
             try:
@@ -245,6 +245,8 @@ class PaymentService:
                 raise DuplicateOutTradeNo(
                     f"An order with out_trade_no {out_trade_no} exists."
                 ) from None
+            if fresh is None:
+                raise IdempotencyInFlight("A request with this key is still in progress.")
             if fresh:
                 return 201, response
             seen = await self.repo.get_key(conn, client_id, idempotency_key)

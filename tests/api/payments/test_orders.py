@@ -7,6 +7,7 @@ import secrets
 
 import pytest
 
+from payments.repository import IDEMPOTENCY_LOCK
 from tests.payments_support import Sims, create_order, new_merchant
 from tests.support import Api, random_phone
 
@@ -60,6 +61,23 @@ async def test_concurrent_duplicates_create_one_order(api: Api) -> None:
     assert all(r.json()["code"] == "idempotency-in-flight" for r in busy)
     listed = await api.get(ORDERS, params={"out_trade_no": body["out_trade_no"]}, token=m.token)
     assert [o["id"] for o in listed.json()["orders"]] == [created[0].json()["id"]]
+
+
+@pytest.mark.asyncio
+async def test_a_duplicate_while_the_first_is_in_flight_is_409(api: Api) -> None:
+    m = await new_merchant(api)
+    key = secrets.token_hex(8)
+    body = _body()
+    # Hold the key's lock as a first request in flight does, in an open transaction.
+    async with api.services.pool.acquire() as conn, conn.transaction():
+        lock = IDEMPOTENCY_LOCK.format(merchant="$1::text", key="$2::text")
+        await conn.execute(f"SELECT pg_advisory_xact_lock({lock})", m.client_id, key)
+        resp = await api.post(ORDERS, json=body, token=m.token, headers={"Idempotency-Key": key})
+        assert resp.status_code == 409 and resp.json()["code"] == "idempotency-in-flight"
+    first = await api.post(ORDERS, json=body, token=m.token, headers={"Idempotency-Key": key})
+    assert first.status_code == 201
+    again = await api.post(ORDERS, json=body, token=m.token, headers={"Idempotency-Key": key})
+    assert again.status_code == 201 and again.json() == first.json()
 
 
 @pytest.mark.asyncio
