@@ -116,7 +116,7 @@ class UpstreamClient:
             names.append(name)
             lines.append(f"{name}: {value}")
         # One check for all: every name a token, no value with a line break or control byte.
-        if not _TOKEN_TEXT.match("".join(names)) or _BAD_TEXT.search("".join(lines)):
+        if (names and not _TOKEN_TEXT.match("".join(names))) or _BAD_TEXT.search("".join(lines)):
             raise UpstreamError("a request header contains a line break or control byte")
         if body is not None:
             if content_length is None:
