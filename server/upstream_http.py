@@ -166,7 +166,7 @@ class UpstreamClient:
                         raise UpstreamError("the upstream switched protocols")
                     status, reason, fields = await _read_head(conn.reader, timer, first=False)
             finally:
-                timer.cancel()
+                timer.stop()
             response = UpstreamResponse(self, conn, method, status, reason, fields, read_timeout)
             response._sender = sender
             return response
@@ -269,18 +269,19 @@ class UpstreamClient:
 class _Timer:
     """The read timeout: fails the reader's pending read when it fires."""
 
-    __slots__ = ("conn", "delay", "handle", "fired")
+    __slots__ = ("conn", "delay", "handle", "fired", "stopped")
 
     def __init__(self, conn: _Conn, delay: float, armed: bool = True) -> None:
         self.conn = conn
         self.delay = delay
         self.fired = False
+        self.stopped = False
         self.handle: asyncio.TimerHandle | None = None
         if armed:
             self.arm()
 
     def arm(self) -> None:
-        if self.handle is None and self.delay > 0:
+        if self.handle is None and self.delay > 0 and not self.stopped:
             self.handle = asyncio.get_running_loop().call_later(self.delay, self._fire)
 
     def body_sent(self, sender: asyncio.Task[None]) -> None:
@@ -300,6 +301,11 @@ class _Timer:
         if self.handle is not None:
             self.handle.cancel()
             self.handle = None
+
+    def stop(self) -> None:
+        """Cancel for good (a late ``body_sent`` must not arm it again)."""
+        self.stopped = True
+        self.cancel()
 
 
 async def _send_body(
@@ -529,11 +535,11 @@ class UpstreamResponse:
         if conn is None:
             return
         sender = self._sender
+        if sender is not None and not sender.done():
+            sender.cancel()  # the upstream answered before the whole body was sent
         sent = sender is None or (
             sender.done() and not sender.cancelled() and sender.exception() is None
         )
-        # The upstream may answer before the whole body was sent: the connection is then
-        # closed and the sender goes on draining the caller's body unsent.
         if self._done and self._keep and sent:
             self._client._keep(conn)
         else:

@@ -151,9 +151,22 @@ class GatewayHandler(BaseHandler):
         return None
 
     def on_connection_close(self) -> None:
-        if self._upstream is not None and not self._upstream.done():
-            self._upstream.cancel()
+        self._end_upstream()
         super().on_connection_close()
+
+    def on_finish(self) -> None:
+        self._end_upstream()
+        super().on_finish()
+
+    def _end_upstream(self) -> None:
+        """Stop a request still going upstream; give back an answer never relayed (413)."""
+        task = self._upstream
+        if task is None:
+            return
+        if not task.done():
+            task.cancel()
+        elif not task.cancelled() and task.exception() is None:
+            task.result().release()  # no-op when already relayed
 
     def _upstream_headers(self, adm: Admission) -> list[tuple[str, str]]:
         up = adm.version.upstream
