@@ -196,11 +196,14 @@ class UpstreamClient:
             try:
                 async with asyncio.timeout_at(deadline):
                     await waiter
-            except TimeoutError:
-                raise ConnectTimeout("no free connection to the upstream") from None
-            finally:
-                if not waiter.done():
+            except BaseException as exc:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake(key)  # woken but leaving: pass the turn on
+                else:
                     waiter.cancel()
+                if isinstance(exc, TimeoutError):
+                    raise ConnectTimeout("no free connection to the upstream") from None
+                raise
             if not fresh and (idle := self._idle.get(key)):
                 conn = idle.pop()
                 if conn.usable():
