@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
@@ -58,6 +57,7 @@ from server.metrics import Metrics
 from server.migrate import apply_migrations
 from server.payments_wiring import build_payments, ensure_credentials
 from server.settings import Settings
+from server.upstream_http import UpstreamClient
 
 log = logging.getLogger("superapp.bootstrap")
 
@@ -133,7 +133,7 @@ class Services:
     usage: UsageRecorder
     catalog: Catalog
     ratings: Ratings
-    upstream_http: aiohttp.ClientSession
+    upstream_http: UpstreamClient
     face_executor: RespawningProcessPool | None = None
     signin_pool: asyncpg.Pool | None = None  # identity's sign-in path (see build)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -322,15 +322,9 @@ async def build(settings: Settings, *, pool_size: int = 10) -> Services:
         usage=usage,
         catalog=Catalog(pool, mrepo),
         ratings=Ratings(pool, mrepo, orgs, usage),
-        # The gateway's pooled keep-alive client; no proxy from the environment, since
-        # it connects to the SSRF-checked address; redirects are passed on, not followed.
-        upstream_http=aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, keepalive_timeout=30),
-            auto_decompress=False,  # bodies pass through as the upstream encoded them
-            trust_env=False,
-            # One client serves every citizen: it must never keep an upstream's cookies.
-            cookie_jar=aiohttp.DummyCookieJar(),
-        ),
+        # The gateway's pooled keep-alive client (no proxy, no cookies, no redirects;
+        # it connects to the SSRF-checked address).
+        upstream_http=UpstreamClient(limit_per_key=256, keepalive_timeout=30),
     )
 
 

@@ -225,6 +225,41 @@ async def test_request_bodies_stream_upstream_with_a_cap(
     assert resp.status_code == 413
 
 
+async def test_a_refused_body_leaves_no_upstream_connection_checked_out(
+    api: Api, unit: Unit
+) -> None:
+    async def early(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:  # answers at once, then reads (and drops) whatever body comes
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            while await reader.read(65536):
+                pass
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(early, "127.0.0.1", 0)
+    try:
+        app_id = await unit.live(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        who = await citizen(api)
+
+        async def too_big() -> AsyncIterator[bytes]:
+            for _ in range(9 * 16):  # 9 MiB > the 8 MiB cap
+                yield b"x" * 65_536
+
+        pool = api.services.upstream_http
+        for _ in range(3):
+            resp = await api.post(f"/m/{app_id}/upload", token=who["token"], content=too_big())
+            assert resp.status_code == 413  # the upstream's early answer is not relayed
+        for _ in range(200):  # a cancelled exchange lets go on a later loop turn
+            if sum(pool._open.values()) == pool.idle_count():
+                break
+            await asyncio.sleep(0.01)
+        assert sum(pool._open.values()) == pool.idle_count()  # no connection left checked out
+    finally:
+        server.close()
+
+
 async def test_an_ended_session_no_longer_passes_the_gateway(
     api: Api, unit: Unit, echo_url: str
 ) -> None:
