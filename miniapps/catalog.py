@@ -74,9 +74,11 @@ LIMIT $5 OFFSET $6
 """  # noqa: S608 - a constant column list, no input
 
 
+# $1: one app (an entry) or NULL (a search).
 _GRAY = """
 SELECT app_id, unit_id, current_version, previous_version, percent, cohort FROM miniapps
 WHERE status = 'released' AND (percent < 100 OR cohort IS NOT NULL)
+  AND ($1::text IS NULL OR app_id = $1)
 """
 
 
@@ -132,11 +134,14 @@ class Catalog:
         self.pool = pool
         self.repo = repo
 
-    async def _gray_view(self, conn: asyncpg.Connection, viewer: Viewer | None) -> GrayView:
-        """Which released apps in gray this caller may not see, and which version they get."""
+    async def _gray_view(
+        self, conn: asyncpg.Connection, viewer: Viewer | None, app_id: str | None = None
+    ) -> GrayView:
+        """Which released apps in gray (or only ``app_id``) this caller may not see, and
+        which version they get."""
         hidden: list[str] = []
         versions: dict[str, str] = {}
-        rows = await conn.fetch(_GRAY)
+        rows = await conn.fetch(_GRAY, app_id)
         if not rows:
             return GrayView(hidden, versions)
         profile = None
@@ -218,7 +223,7 @@ class Catalog:
                 "WHERE app_id = $1 AND status = 'released'",
                 app_id,
             )
-            view = await self._gray_view(conn, viewer) if row is not None else None
+            view = await self._gray_view(conn, viewer, app_id) if row is not None else None
         if row is None or view is None or app_id in view.hidden:
             raise MiniAppNotFound()
         return _item(row, view)

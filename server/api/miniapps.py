@@ -252,7 +252,24 @@ class UsageHandler(BaseHandler):
         self.send_json(await self.svc.ratings.dashboard(who, app_id, hours))
 
 
-class CatalogHandler(BaseHandler):
+class _CatalogBase(BaseHandler):
+    """Catalog routes: sign-in optional; a citizen's gray releases shape what they see."""
+
+    def viewer(self) -> Viewer | None:
+        """The signed-in citizen, whose gray releases shape what they see."""
+        who = self.principal
+        if who is None or who.kind != "user":
+            return None
+        vault = self.svc.vault
+        return Viewer(who.sub, who.acr, lambda unit: pairwise_sub(vault, who.sub, sector=unit))
+
+    def cache_policy(self) -> str:
+        """Anonymous answers are shared by every cache for 30 s; a citizen's only by theirs."""
+        self.set_header("Vary", "Authorization")
+        return "private, max-age=30" if self.principal else "public, max-age=30"
+
+
+class CatalogHandler(_CatalogBase):
     openapi = {
         "get": op(
             "Search and browse released mini-apps (Chinese, pinyin, initials such as gjj)",
@@ -286,21 +303,8 @@ class CatalogHandler(BaseHandler):
         )
         self.send_json(result, cache=self.cache_policy())
 
-    def viewer(self) -> Viewer | None:
-        """The signed-in citizen, whose gray releases shape what they see."""
-        who = self.principal
-        if who is None or who.kind != "user":
-            return None
-        vault = self.svc.vault
-        return Viewer(who.sub, who.acr, lambda unit: pairwise_sub(vault, who.sub, sector=unit))
 
-    def cache_policy(self) -> str:
-        """Anonymous answers are shared by every cache for 30 s; a citizen's only by theirs."""
-        self.set_header("Vary", "Authorization")
-        return "private, max-age=30" if self.principal else "public, max-age=30"
-
-
-class CatalogEntryHandler(CatalogHandler):
+class CatalogEntryHandler(_CatalogBase):
     openapi = {
         "get": op(
             "One released mini-app (an app in a first gray release only for citizens inside it)",
@@ -311,7 +315,7 @@ class CatalogEntryHandler(CatalogHandler):
         )
     }
 
-    async def get(self, app_id: str) -> None:  # type: ignore[override]
+    async def get(self, app_id: str) -> None:
         entry = await self.svc.catalog.entry(app_id, self.viewer())
         self.send_json(entry, cache=self.cache_policy())
 
