@@ -282,12 +282,6 @@ class Presentations:
             raise ValidationError("unit_id", "Must be a unit id.")
         return unit_id
 
-    async def counter_unit(self, who: Principal, unit_id: object) -> str:
-        """The unit ``who`` verifies for; the grant is read from PostgreSQL on every call."""
-        unit = self._claimed_unit(who, unit_id)
-        await self.orgs.require(who, ("counter-staff",), unit)
-        return unit
-
     async def _matter(self, code: str) -> Matter | None:
         cached = self._matters.get(code)
         now = time.monotonic()

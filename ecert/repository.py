@@ -313,14 +313,6 @@ class EcertRepository:
         r = await conn.fetchrow(_BY_ID_FOR_UPDATE if lock else _BY_ID, cert_id)
         return self._certificate(r) if r else None
 
-    async def by_status_ref(self, conn: Conn, list_id: int, idx: int) -> Certificate | None:
-        r = await conn.fetchrow(
-            "SELECT * FROM ecert_certificates WHERE status_list_id = $1 AND status_idx = $2",
-            list_id,
-            idx,
-        )
-        return self._certificate(r) if r else None
-
     async def counter_round(
         self, conn: Conn, scans: list[Scan], uses: list[NewUse]
     ) -> list[tuple[bool, ScannedCertificate | None]]:
@@ -397,10 +389,6 @@ class EcertRepository:
             result,
             fields,
         )
-
-    async def insert_uses(self, conn: Conn, uses: list[NewUse]) -> None:
-        """Insert many use-log rows in one statement: all are committed, or none."""
-        await self.counter_round(conn, [], uses)
 
     async def uses(self, conn: Conn, cert_id: str, limit: int, offset: int) -> list[Use]:
         rows = await conn.fetch(

@@ -37,13 +37,6 @@ class IdentityRepository:
             face_at=r["face_at"],
         )
 
-    async def account_by_phone(self, conn: Conn, phone: str) -> Account | None:
-        r = await conn.fetchrow(
-            "SELECT * FROM accounts WHERE phone_index = $1",
-            self.vault.blind_index(phone, context="phone"),
-        )
-        return self._account(r) if r else None
-
     async def account(self, conn: Conn, account_id: str) -> Account | None:
         r = await conn.fetchrow("SELECT * FROM accounts WHERE id = $1", account_id)
         return self._account(r) if r else None
@@ -108,21 +101,6 @@ class IdentityRepository:
         return self._account(r), bool(r["created"]), list(r["roles"])
 
     # sessions and refresh tokens ------------------------------------------------
-
-    async def create_session(
-        self, conn: Conn, account_id: str, device: str, ip: str, expires_at: datetime
-    ) -> str:
-        sid = new_id("ses")
-        await conn.execute(
-            """INSERT INTO sessions (id, account_id, device, ip, expires_at)
-               VALUES ($1, $2, $3, $4, $5)""",
-            sid,
-            account_id,
-            device[:200],
-            ip,
-            expires_at,
-        )
-        return sid
 
     async def session(self, conn: Conn, sid: str) -> Session | None:
         r = await conn.fetchrow("SELECT * FROM sessions WHERE id = $1", sid)

@@ -97,16 +97,6 @@ class MiniAppRepository:
         row = await conn.fetchrow(sql, app_id)
         return _app(row) if row else None
 
-    async def apps_of_unit(self, conn: Conn, unit_id: str, limit: int, offset: int) -> list[App]:
-        rows = await conn.fetch(
-            """SELECT * FROM miniapps WHERE unit_id = $1
-               ORDER BY created_at, app_id LIMIT $2 OFFSET $3""",
-            unit_id,
-            limit,
-            offset,
-        )
-        return [_app(r) for r in rows]
-
     async def add_version(
         self, conn: Conn, app_id: str, version: str, manifest: Manifest, created_by: str | None
     ) -> bool:

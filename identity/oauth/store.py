@@ -135,9 +135,6 @@ class ProviderStore:
         raw = await _redis(self.redis.get(f"oauth:login:{_digest(login_id)}"))
         return json.loads(raw) if raw else None
 
-    async def end_login(self, login_id: str) -> None:
-        await _redis(self.redis.delete(f"oauth:login:{_digest(login_id)}"))
-
     # revoked access tokens (RFC 7009) -------------------------------------------------
 
     async def deny_access_token(self, jti: str, exp: int) -> None:
