@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
+import re
 from typing import Any
 
 import tornado.web
 
 from server.api import ecert, gateway, identity, miniapps, oauth, ops, payments, verification
 from server.bootstrap import Services
-from server.http import NotFoundHandler, Route
+from server.http import NotFoundHandler, Route, log_access
 from server.openapi import build_spec
-
-access_log = logging.getLogger("superapp.access")
 
 ROUTES: list[Route] = [
     *ops.ROUTES,
@@ -27,18 +25,12 @@ ROUTES: list[Route] = [
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
-    if not access_log.isEnabledFor(logging.INFO):
-        return
-    status = handler.get_status()
-    access_log.info(
-        "request",
-        extra={
-            "method": handler.request.method,
-            "route": getattr(handler, "template", "unmatched"),
-            "status": status,
-            "duration_ms": round(handler.request.request_time() * 1000, 2),
-            "request_id": getattr(handler, "request_id", ""),
-        },
+    log_access(
+        handler.request.method or "-",
+        getattr(handler, "template", "unmatched"),
+        handler.get_status(),
+        handler.request.request_time(),
+        getattr(handler, "request_id", ""),
     )
 
 
@@ -46,13 +38,27 @@ class _Application(tornado.web.Application):
     """Tornado's router tries every rule in order (about 40 regexes before the counter's
     verify route); literal paths are looked up in a dict first. A literal route is in
     the dict only if no earlier rule matches its path, so the handler is always the one
-    the ordered scan would pick; anything else goes to the scan."""
+    the ordered scan would pick; anything else goes to the scan.
+
+    A route whose handler class names a ``delegate`` (the gateway's ``/m/`` prefix,
+    tried first) is served by that ``HTTPMessageDelegate`` directly, with no
+    ``RequestHandler`` (see ``server/api/gateway.py``)."""
 
     def __init__(
-        self, specs: list[tornado.web.URLSpec], literal: list[str | None], **settings: Any
+        self,
+        specs: list[tornado.web.URLSpec],
+        literal: list[str | None],
+        svc: Services,
+        **settings: Any,
     ) -> None:
         """``literal[i]``: the path that ``specs[i]`` matches if it is a plain path."""
         super().__init__(specs, **settings)
+        self._svc = svc
+        self._delegates: list[tuple[re.Pattern[str], Any]] = []
+        for spec in specs:
+            if getattr(spec.handler_class, "delegate", None) is None:
+                break  # only routes tried first: no earlier rule can shadow them
+            self._delegates.append((spec.regex, spec.handler_class.delegate))
         self._exact: dict[str, tornado.web.URLSpec] = {}
         for i, (spec, path) in enumerate(zip(specs, literal, strict=True)):
             if path is None or path in self._exact or not spec.regex.match(path):
@@ -62,9 +68,14 @@ class _Application(tornado.web.Application):
 
     def add_handlers(self, host_pattern: str, host_handlers: Any) -> None:
         self._exact = {}  # host-specific rules go first: leave routing to the scan
+        self._delegates = []
         super().add_handlers(host_pattern, host_handlers)
 
     def find_handler(self, request: Any, **kwargs: Any) -> Any:
+        for regex, delegate in self._delegates:
+            match = regex.match(request.path)
+            if match:
+                return delegate(self._svc, request, **match.groupdict())
         spec = self._exact.get(request.path)
         if spec is not None:
             return self.get_handler_delegate(request, spec.handler_class, spec.kwargs)
@@ -87,6 +98,7 @@ def make_app(
     return _Application(
         specs,
         [None if "{" in r.template else r.template for r in ordered],
+        svc,
         default_handler_class=NotFoundHandler,
         default_handler_args={"svc": svc},
         log_function=_log_request,

@@ -56,6 +56,40 @@ def route(template: str, handler: type[tornado.web.RequestHandler], **kwargs: An
     return Route(template, handler, kwargs)
 
 
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(8)
+
+
+def request_id_from(headers: tornado.httputil.HTTPHeaders) -> str:
+    """The client's ``X-Request-Id`` when it is a plain token, else a new one."""
+    incoming = headers.get("X-Request-Id", "")
+    return incoming if _REQUEST_ID.match(incoming) else new_request_id()
+
+
+def bearer_principal(svc: Services, headers: tornado.httputil.HTTPHeaders) -> Principal | None:
+    """The verified caller of a ``Bearer`` token, or None; a bad token raises
+    ``invalid-token``. Verified locally: no database or Redis round trip."""
+    scheme, _, token = headers.get("Authorization", "").partition(" ")
+    # Other schemes (Basic for OAuth clients) are read by their routes.
+    if scheme.lower() == "bearer" and token.strip():
+        return svc.tokens.verify_access(token.strip())
+    return None
+
+
+def log_access(method: str, route: str, status: int, seconds: float, request_id: str) -> None:
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "request",
+            extra={
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "request_id": request_id,
+            },
+        )
+
+
 @tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
     """Every handler's base. Handlers stay thin: parse, call one service, serialise."""
@@ -78,8 +112,7 @@ class BaseHandler(tornado.web.RequestHandler):
     # request id, size cap, authentication ---------------------------------------------
 
     def prepare(self) -> Awaitable[None] | None:
-        incoming = self.request.headers.get("X-Request-Id", "")
-        self.request_id = incoming if _REQUEST_ID.match(incoming) else "req_" + secrets.token_hex(8)
+        self.request_id = request_id_from(self.request.headers)
         self.set_header("X-Request-Id", self.request_id)
         cap = self._cap
         length = self.request.headers.get("Content-Length")
@@ -121,11 +154,7 @@ class BaseHandler(tornado.web.RequestHandler):
         Verified lazily, so public routes ignore an Authorization header they do
         not need, and verification needs no database or Redis round trip."""
         if self._principal is None:
-            header = self.request.headers.get("Authorization", "")
-            scheme, _, token = header.partition(" ")
-            # Other schemes (Basic for OAuth clients) are read by their routes.
-            if scheme.lower() == "bearer" and token.strip():
-                self._principal = self.svc.tokens.verify_access(token.strip())
+            self._principal = bearer_principal(self.svc, self.request.headers)
         return self._principal
 
     def require_user(self, level: int = 1) -> Principal:
@@ -226,7 +255,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.clear_header("Content-Type")
         self.set_status(body["status"])
         if not self.request_id:
-            self.request_id = "req_" + secrets.token_hex(8)
+            self.request_id = new_request_id()
         self.set_header("X-Request-Id", self.request_id)
         self.set_header("Content-Type", "application/problem+json")
         self.set_header("Cache-Control", "no-store")
