@@ -19,7 +19,9 @@ tag: :func:`app_keys` puts the app id in braces.
 
 Checks that arrive in the same event-loop tick (the concurrent requests of a
 busy worker) are sent to Redis together as one pipeline of ``EVALSHA`` calls:
-one write and one round trip for the batch instead of one per request. Each
+one write and one round trip for the batch instead of one per request. One
+batch is in flight at a time, on a connection the limiter keeps, so checks
+that arrive meanwhile form the next batch. Each
 call is still its own atomic script run with its own keys and its own reply,
 so every request gets exactly the decision it would get alone, and requests
 of other workers interleave between the calls just as before. A reply that is
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from miniapps.errors import RateLimiterUnavailable, TooManyRequests
 
@@ -146,7 +148,8 @@ class RateLimiter:
         self._queue: list[_Pending] = []
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the queue belongs to
         self._args: dict[Limit, tuple[str, int]] = {}  # per limit: its script arguments
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._drain: asyncio.Task[None] | None = None  # sends the queue, one batch at a time
+        self._conn: Any = None  # a connection of the client's pool, held for pipelining
         self.batches = 0  # pipelines sent, for tests and metrics
 
     async def check(self, key: str, limit: Limit, cost: int = 1) -> Decision:
@@ -172,7 +175,7 @@ class RateLimiter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._loop is not loop:  # a queue left by a loop that stopped is dropped
-            self._queue, self._loop = [], loop
+            self._queue, self._loop, self._drain, self._conn = [], loop, None, None
         if not self._queue:
             # Runs after every callback already due in this tick: they join the batch.
             loop.call_soon(self._flush)
@@ -186,10 +189,15 @@ class RateLimiter:
         )
 
     def _flush(self) -> None:
-        batch, self._queue = self._queue, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._flushes.add(task)  # keep a reference until it is done
-        task.add_done_callback(self._flushes.discard)
+        if self._drain is None or self._drain.done():
+            self._drain = asyncio.get_running_loop().create_task(self._drain_queue())
+
+    async def _drain_queue(self) -> None:
+        """Send what is queued, one batch in flight at a time: checks that arrive while a
+        batch is out join the next one (still one round trip each)."""
+        while self._queue:
+            batch, self._queue = self._queue, []
+            await self._send(batch)
 
     async def _send(self, batch: list[_Pending]) -> None:
         self.batches += 1
@@ -217,15 +225,37 @@ class RateLimiter:
                     future.set_exception(_unavailable("rate limit check not answered", None))
 
     async def _pipeline(self, command: str, script: str, batch: list[_Pending]) -> list[Any]:
-        if len(batch) == 1:
-            try:
-                return [await self._redis.execute_command(command, script, *batch[0][0])]
-            except NoScriptError as exc:
-                return [exc]
-        pipe = self._redis.pipeline(transaction=False)
+        """Write every call at once on the limiter's own connection, then read the replies
+        in order; an error reply is returned in its place."""
+        conn = self._conn
+        if conn is None:
+            # Taken from the client's pool and kept: closing the client closes it too.
+            conn = self._conn = await self._redis.connection_pool.get_connection()
+        head = b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+            len(command),
+            command.encode(),
+            len(script),
+            script.encode(),
+        )
+        packed = []
         for args, _ in batch:
-            pipe.execute_command(command, script, *args)
-        return await pipe.execute(raise_on_error=False)
+            packed.append(b"*%d\r\n" % (len(args) + 2))
+            packed.append(head)
+            for arg in args:
+                data = arg.encode() if isinstance(arg, str) else b"%d" % arg
+                packed.append(b"$%d\r\n%b\r\n" % (len(data), data))
+        replies: list[Any] = []
+        try:
+            await conn.send_packed_command(b"".join(packed), check_health=False)
+            for _ in batch:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:  # NOSCRIPT, or this call's script failed
+                    replies.append(exc)
+        except BaseException:
+            await conn.disconnect()  # replies may be left unread: start afresh next time
+            raise
+        return replies
 
     async def enforce(self, buckets: Sequence[tuple[str, Limit]], cost: int = 1) -> Decision:
         """Like :meth:`check_all` but raise :class:`TooManyRequests` when refused."""
