@@ -403,3 +403,111 @@ async def test_the_pool_caps_open_connections_per_upstream() -> None:
     finally:
         await client.close()
         up.close()
+
+
+def _tls_pair(tmp_path: Any, name: str) -> tuple[Any, Any]:
+    """A CA, a certificate for ``name`` signed by it: (server context, client context)."""
+    import datetime as dt
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def cert(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if ca:
+            builder = builder.add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
+            ).add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            ).add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+                critical=False,
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, leaf_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca = cert("Test CA", ca_key, "Test CA", ca_key, True)
+    leaf = cert(name, leaf_key, "Test CA", ca_key, False)
+    pem = serialization.Encoding.PEM
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    (tmp_path / "leaf.key").write_bytes(
+        leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "leaf.key")
+    client = ssl.create_default_context(cadata=ca.public_bytes(pem).decode())
+    return server, client
+
+
+@pytest.mark.asyncio
+async def test_https_verifies_the_name_given_and_sends_it_as_sni(tmp_path: Any) -> None:
+    server_ctx, client_ctx = _tls_pair(tmp_path, "app.example")
+    seen_sni: list[str | None] = []
+    server_ctx.sni_callback = lambda _sock, name, _ctx: seen_sni.append(name)
+    conns = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal conns
+        conns += 1
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecure")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    client = UpstreamClient(ssl_context=client_ctx)
+    try:
+        for _ in range(2):  # the second request reuses the TLS connection
+            response = await client.request(
+                "GET", "https", "127.0.0.1", port, "/", [("Host", "app.example")],
+                server_hostname="app.example",
+            )  # fmt: skip
+            body = b"".join([c async for c in response.iter_chunks()])
+            response.release()
+            assert (response.status, body) == (200, b"secure")
+        assert conns == 1 and seen_sni == ["app.example"]
+
+        # A name the certificate does not carry, or a CA the client does not trust: refused.
+        with pytest.raises(UpstreamError, match="connect failed"):
+            await client.request(
+                "GET", "https", "127.0.0.1", port, "/", [("Host", "evil.example")],
+                server_hostname="evil.example",
+            )  # fmt: skip
+        untrusting = UpstreamClient()  # the system's CAs only
+        with pytest.raises(UpstreamError, match="connect failed"):
+            await untrusting.request(
+                "GET", "https", "127.0.0.1", port, "/", [("Host", "app.example")],
+                server_hostname="app.example",
+            )  # fmt: skip
+        await untrusting.close()
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
