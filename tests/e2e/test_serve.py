@@ -5,78 +5,21 @@ restart."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import random_phone
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env(data_dir: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERAPP_")}
-    env.update(SUPERAPP_DATA_DIR=str(data_dir), SUPERAPP_PORT=str(port), SUPERAPP_LOG_LEVEL="INFO")
-    return env
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _wait_ready(
-    url: str, proc: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 60
-) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if proc.poll() is not None:
-            tail = log.read_text()[-3000:] if log and log.exists() else ""
-            raise AssertionError(f"server exited early with {proc.returncode}: {tail}")
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("server not ready in time")
-
-
-def _access_token(url: str, env: dict[str, str], phone: str) -> str:
-    """Sign in by OTP, reading the code from the development SMS outbox through the CLI."""
-    assert httpx.post(url + "/api/v1/identity/otp", json={"phone": phone}).status_code == 202
-    out = _cli(env, "sms", "outbox", "--phone", phone)
-    assert out.returncode == 0, out.stderr
-    code = re.search(r"\b(\d{6})\b", json.loads(out.stdout.strip().splitlines()[-1])["text"])
-    assert code
-    resp = httpx.post(
-        url + "/api/v1/identity/token",
-        json={"grant_type": "otp", "phone": phone, "code": code.group(1)},
-    )
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["access_token"])
+from tests.support import access_token, free_port, random_phone, run_cli, serve_env, wait_ready
 
 
 def _sign_in(url: str, env: dict[str, str], phone: str) -> str:
-    token = _access_token(url, env, phone)
+    token = access_token(url, env, phone)
     me = httpx.get(url + "/api/v1/identity/me", headers={"Authorization": "Bearer " + token})
     return str(me.json()["sub"])
 
@@ -85,17 +28,17 @@ def _sign_in(url: str, env: dict[str, str], phone: str) -> str:
 def test_serve_embedded_two_workers_restart_and_sigterm(tmp_path: Path) -> None:
     # Outside pytest's basetemp, which pytest keeps at mode 0700 (see tests/conftest.py).
     data_dir = Path(tempfile.mkdtemp(prefix="superapp-e2e-")) / "d"
-    port = _free_port()
-    env = _env(data_dir, port)
+    port = free_port()
+    env = serve_env(data_dir, port)
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "server.cli", "serve", "--workers", "2", "--no-simulators"]
     log_path = tmp_path / "serve.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log_file)
     try:
-        _wait_ready(url, proc, log_path)
+        wait_ready(url, proc, log_path)
         # The CLI shares the running embedded servers.
-        out = _cli(env, "migrate")
+        out = run_cli(env, "migrate")
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout) == {"applied": []}
         phone = random_phone()
@@ -118,7 +61,7 @@ def test_serve_embedded_two_workers_restart_and_sigterm(tmp_path: Path) -> None:
     # Data survives a restart.
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_ready(url, proc)
+        wait_ready(url, proc)
         assert _sign_in(url, env, phone) == sub
     finally:
         proc.send_signal(signal.SIGTERM)
