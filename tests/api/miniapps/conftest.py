@@ -15,7 +15,7 @@ import tornado.netutil
 from identity.pairwise import pairwise_sub
 from miniapps.gray import bucket
 from server.sims import miniapp as echo_sim
-from tests.support import Api, random_phone
+from tests.support import Api, dead_port, random_phone
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -135,6 +135,4 @@ async def citizen(
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return dead_port()

@@ -22,22 +22,16 @@ from identity.errors import DependencyUnavailable
 from identity.ports import HttpSms
 from server.bootstrap import Services, build
 from server.settings import Settings
-from tests.support import Api, random_phone
+from tests.support import Api, free_port, random_phone
 
 pytestmark = pytest.mark.asyncio
 
 KEY = "sms-" + secrets.token_hex(16)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "server.sims.sms", "--port", str(port), "--api-key", KEY]
     )
@@ -119,6 +113,6 @@ async def test_a_refused_message_is_503_without_cooldown(api: Api, gateway: str)
 
 async def test_an_unreachable_gateway_is_dependency_unavailable() -> None:
     async with httpx.AsyncClient() as client:
-        sms = HttpSms(f"http://127.0.0.1:{_free_port()}", KEY, client)
+        sms = HttpSms(f"http://127.0.0.1:{free_port()}", KEY, client)
         with pytest.raises(DependencyUnavailable):
             await sms.send("+8613900000000", "hello")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,15 +24,10 @@ from identity.verification.face import HttpFaceVerifier, LocalFaceVerifier
 from identity.verification.registry import HttpPopulationRegistry, RegistryResult
 from identity.verification.resident_id import Sex, generate_resident_id, parse_resident_id
 from server.sims.registry import persons
+from tests.support import free_port
 
 API_KEY = "integration-registry-key"
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -19,15 +19,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from tests.support import free_port
+
 ROOT = Path(__file__).resolve().parents[3]
 PLATFORM_KEY = ec.generate_private_key(ec.SECP256R1())
 ROGUE_KEY = ec.generate_private_key(ec.SECP256R1())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 15.0) -> None:
