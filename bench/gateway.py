@@ -21,9 +21,14 @@ holding the same app plus 10,000 more, and measures the two alternately
 alike); it reports the median rate and CPU per request of each. The catalog
 search p95 is measured on the one with 10,000 apps.
 
+With ``--baseline DIR`` (another checkout of this repository, e.g. a
+``git worktree`` of the previous commit) a gateway worker running that code is
+measured alternately with this one, ``--rounds`` times each on the same
+database: the steadiest way to see what a change did on a shared machine.
+
 Needs PostgreSQL and Redis: ``SUPERAPP_BENCH_DATABASE_URL`` (a server; a
 throwaway database is created and dropped) and ``SUPERAPP_BENCH_REDIS_URL``.
-Run: ``python bench/gateway.py [--seconds 10] [--rounds 5]``.
+Run: ``python bench/gateway.py [--seconds 10] [--rounds 5] [--baseline DIR]``.
 """
 
 from __future__ import annotations
@@ -229,6 +234,8 @@ async def register_many(db_url: str, redis_url: str, master_key: str, upstream: 
 
 
 async def serve_gateway(args: argparse.Namespace) -> None:
+    if args.root:  # the code of another checkout (--baseline): found before ours
+        sys.path.insert(0, args.root)
     from server.process import run_worker
     from server.settings import Settings
 
@@ -241,7 +248,7 @@ async def serve_gateway(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", args.port))
+    sock.bind(("127.0.0.1", args.bind_port or args.port))
     sock.listen(1024)
     sock.setblocking(False)
     await run_worker(settings, [sock], 0)
@@ -264,13 +271,37 @@ def catalog_p95(base: str, rounds: int = 10) -> tuple[float, float]:
     return pct(times, 0.5), pct(times, 0.95)
 
 
+def compare_baseline(
+    args: argparse.Namespace,
+    current: tuple[subprocess.Popen[bytes], str],
+    baseline: tuple[subprocess.Popen[bytes], str],
+    auth: dict[str, str],
+) -> None:
+    """This checkout's worker and the baseline's, alternately on the same database."""
+    httpx.get(baseline[1], headers=auth).raise_for_status()
+    runs: dict[str, list[tuple[float, float]]] = {"this checkout": [], "baseline": []}
+    for _ in range(args.rounds):
+        for name, (proc, url) in (("this checkout", current), ("baseline", baseline)):
+            runs[name].append(wrk(url, args.seconds, auth, proc.pid))
+    print(f"\nagainst {args.baseline}, {args.rounds} interleaved runs each (median):")
+    medians = {}
+    for name, side in runs.items():
+        rate, cpu = statistics.median(r for r, _ in side), statistics.median(c for _, c in side)
+        medians[name] = (rate, cpu)
+        print(f"  {name:<14} {rate:>8,.0f}/s  {cpu:.3f} ms CPU per request")
+    (r0, c0), (r1, c1) = medians["this checkout"], medians["baseline"]
+    print(f"  this checkout vs baseline: rate {(r0 - r1) / r1:+.1%}, CPU {(c0 - c1) / c1:+.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved runs per side")
     parser.add_argument("--serve-gateway", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db"), parser.add_argument("--redis"), parser.add_argument("--key")
+    parser.add_argument("--baseline", help="another checkout to compare with, interleaved")
     parser.add_argument("--port", type=int)
+    parser.add_argument("--bind-port", type=int), parser.add_argument("--root")
     args = parser.parse_args()
     if args.serve_gateway:
         asyncio.run(serve_gateway(args))
@@ -296,13 +327,17 @@ def main() -> None:
         finally:
             await conn.close()
 
-    def start_gateway(db_url: str, port: int) -> subprocess.Popen[bytes]:
+    def start_gateway(
+        db_url: str, port: int, bind: int | None = None, root: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """A gateway worker; ``port`` names it in tokens, ``bind`` is where it listens."""
+        extra = ["--bind-port", str(bind), "--root", str(root)] if bind and root else []
         p = subprocess.Popen(  # noqa: S603
             [sys.executable, __file__, "--serve-gateway", "--db", db_url, "--redis", redis_url,
-             "--key", key, "--port", str(port)], cwd=ROOT,
+             "--key", key, "--port", str(port), *extra], cwd=root or ROOT,
         )  # fmt: skip
         procs.append(p)
-        wait_port(port)
+        wait_port(bind or port)
         return p
 
     try:
@@ -371,6 +406,11 @@ def main() -> None:
         )
         print("  (target within 5%)")
         print("  runs:", [f"{r:,.0f}" for r, _ in runs[0]], [f"{r:,.0f}" for r, _ in runs[1]])
+        if args.baseline:
+            bind = free_port()
+            baseline = start_gateway(db_urls[0], ports[0], bind, args.baseline)
+            base_url = urls[0].replace(f":{ports[0]}/", f":{bind}/")
+            compare_baseline(args, (gateways[0], urls[0]), (baseline, base_url), auths[0])
         p50, p95 = catalog_p95(f"http://127.0.0.1:{ports[1]}")
         print(f"catalog search over HTTP with {n:,} apps: p50 {p50:.2f} ms,", end=" ")
         print(f"p95 {p95:.2f} ms (target p95 <= 20)")
