@@ -135,15 +135,16 @@ class ClientRegistry:
             "SELECT * FROM oauth_clients WHERE client_id = $1", client_id
         )
         given = token_hash(secret)
-        if row is None or row["disabled_at"] is not None or row["secret_hash"] is None:
-            constant_time_equal(given, given)  # same work either way
-            raise InvalidClient("Unknown client or wrong secret.")
-        ok = constant_time_equal(bytes(row["secret_hash"]), given)
-        previous = row["previous_secret_hash"]
-        until = row["previous_valid_until"]
-        if not ok and previous is not None and until is not None and until > datetime.now(UTC):
-            ok = constant_time_equal(bytes(previous), given)
-        if not ok:
+        hashes = []
+        if row is not None and row["disabled_at"] is None:
+            if row["secret_hash"] is not None:
+                hashes.append(bytes(row["secret_hash"]))
+            until = row["previous_valid_until"]
+            if row["previous_secret_hash"] is not None and until and until > datetime.now(UTC):
+                hashes.append(bytes(row["previous_secret_hash"]))  # within the overlap
+        # Every candidate compared (and one dummy comparison when there is none).
+        matched = [constant_time_equal(expected, given) for expected in hashes or [given]]
+        if not hashes or not any(matched):
             raise InvalidClient("Unknown client or wrong secret.")
         return _client(row)
 
@@ -158,11 +159,24 @@ class ClientRegistry:
             row = await self.pool.fetchrow(
                 "SELECT * FROM oauth_clients WHERE client_id = $1", client_id
             )
-            if row is None or row["disabled_at"] is not None or row["public_jwk"] is None:
-                raise AssertionRefused("unknown client or no registered key")
-            raw = row["public_jwk"]
-            jwk = raw if isinstance(raw, dict) else json.loads(raw)
-            jti = verify(assertion, jwk, client_id, audiences)
+            if row is None or row["disabled_at"] is not None:
+                raise AssertionRefused("unknown client")
+            jti = None
+            for raw, until in (
+                (row["public_jwk"], None),
+                (row["previous_public_jwk"], row["previous_jwk_valid_until"]),
+            ):
+                if raw is None or (until is not None and until <= datetime.now(UTC)):
+                    continue
+                jwk = raw if isinstance(raw, dict) else json.loads(raw)
+                try:
+                    jti = verify(assertion, jwk, client_id, audiences)
+                    break
+                except AssertionRefused:
+                    if until is not None or row["previous_public_jwk"] is None:
+                        raise  # the last key to try: its reason stands
+            if jti is None:
+                raise AssertionRefused("no usable key")
         except AssertionRefused as exc:
             log.info("client assertion refused", extra={"reason": str(exc)})
             raise InvalidClient("The client assertion was not accepted.") from None
@@ -175,11 +189,17 @@ class ClientRegistry:
         return _client(row)
 
     async def rotate_secret(self, client_id: str, overlap: timedelta = timedelta(days=1)) -> str:
-        """A new secret; the old one keeps working for ``overlap`` so servers can roll over."""
+        """A new secret; the old one keeps working for ``overlap`` so servers can roll over.
+
+        Whatever was current before (a secret, or a registered key for a client switching
+        to a secret) works for the overlap; anything older stops now."""
         secret = "cs_" + secrets.token_urlsafe(32)
         status = await self.pool.execute(
             """UPDATE oauth_clients SET previous_secret_hash = secret_hash,
-                   previous_valid_until = now() + $3::interval, secret_hash = $2
+                   previous_valid_until = now() + $3::interval, secret_hash = $2,
+                   previous_public_jwk = public_jwk,
+                   previous_jwk_valid_until = now() + $3::interval,
+                   public_jwk = NULL
                WHERE client_id = $1 AND client_type = 'confidential'""",
             client_id,
             token_hash(secret),
@@ -188,6 +208,30 @@ class ClientRegistry:
         if not status.endswith(" 1"):
             raise NotFound("No such confidential client.")
         return secret
+
+    async def rotate_key(
+        self, client_id: str, public_jwk: object, overlap: timedelta = timedelta(days=1)
+    ) -> dict[str, str]:
+        """Register a new public key for ``private_key_jwt``; the previous key (or secret,
+        for a client switching from a secret) keeps working for ``overlap``; anything older
+        stops now."""
+        jwk = check_public_jwk(public_jwk)
+        status = await self.pool.execute(
+            """UPDATE oauth_clients SET
+                   previous_public_jwk = public_jwk,
+                   previous_jwk_valid_until = now() + $3::interval,
+                   public_jwk = $2::jsonb,
+                   previous_secret_hash = secret_hash,
+                   previous_valid_until = now() + $3::interval,
+                   secret_hash = NULL
+               WHERE client_id = $1 AND client_type = 'confidential'""",
+            client_id,
+            json.dumps(jwk),
+            overlap,
+        )
+        if not status.endswith(" 1"):
+            raise NotFound("No such confidential client.")
+        return jwk
 
     async def update(
         self,

@@ -328,9 +328,11 @@ class MiniAppService:
         return updated
 
     async def credentials(
-        self, who: Principal, app_id: str, overlap_seconds: object
-    ) -> tuple[str, str]:
-        """A new client secret (shown once); the previous one works for the overlap window."""
+        self, who: Principal, app_id: str, overlap_seconds: object, public_jwk: object = None
+    ) -> dict[str, Any]:
+        """New credentials for the app's OAuth client: a client secret (shown once), or,
+        with ``public_jwk``, a registered public key for ``private_key_jwt`` (the unit keeps
+        the private key). The previous secret or key works for the overlap window."""
         app = await self.app(app_id)
         await self.orgs.require(who, ("unit-admin",), app.unit_id)
         overlap = 86_400 if overlap_seconds is None else overlap_seconds
@@ -341,5 +343,19 @@ class MiniAppService:
         ):
             raise ValidationError("overlap_seconds", "Must be from 0 to 604800.")
         assert app.client_id
-        secret = await self.clients.rotate_secret(app.client_id, timedelta(seconds=overlap))
-        return app.client_id, secret
+        window = timedelta(seconds=overlap)
+        out: dict[str, Any] = {"client_id": app.client_id, "overlap_seconds": overlap}
+        if public_jwk is not None:
+            jwk = await self.clients.rotate_key(app.client_id, public_jwk, window)
+            out.update(auth_method="private_key_jwt", public_jwk=jwk)
+        else:
+            secret = await self.clients.rotate_secret(app.client_id, window)
+            out.update(auth_method="client_secret_basic", client_secret=secret)
+        log.info(
+            "mini-app credentials rotated",
+            extra={
+                "app_id": app_id,
+                **{k: v for k, v in out.items() if k in ("auth_method", "overlap_seconds")},
+            },
+        )
+        return out

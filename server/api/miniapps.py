@@ -218,9 +218,17 @@ class OfflineHandler(StatusHandler):
 class CredentialsHandler(BaseHandler):
     openapi = {
         "post": _staff_op(
-            "Issue a new client secret (shown once); the old one works for the overlap",
-            obj([], overlap_seconds=INT),
-            obj(["client_id", "client_secret"], client_id=STR, client_secret=STR),
+            "New credentials: a client secret (shown once), or a registered public key "
+            "(`public_jwk`, for private_key_jwt); the old ones work for the overlap",
+            obj([], overlap_seconds=INT, public_jwk=ANY_OBJ),
+            obj(
+                ["client_id", "auth_method", "overlap_seconds"],
+                client_id=STR,
+                auth_method=STR,
+                overlap_seconds=INT,
+                client_secret=STR,
+                public_jwk=ANY_OBJ,
+            ),
             201,
         )
     }
@@ -228,10 +236,10 @@ class CredentialsHandler(BaseHandler):
     async def post(self, app_id: str) -> None:
         who = self.require_user()
         body = self.json_body(required=False)
-        client_id, secret = await self.svc.miniapps.credentials(
-            who, app_id, body.get("overlap_seconds")
+        out = await self.svc.miniapps.credentials(
+            who, app_id, body.get("overlap_seconds"), body.get("public_jwk")
         )
-        self.send_json({"client_id": client_id, "client_secret": secret}, 201)
+        self.send_json(out, 201)
 
 
 class UsageHandler(BaseHandler):

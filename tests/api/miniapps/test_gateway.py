@@ -198,6 +198,72 @@ async def test_credentials_rotate_and_work(api: Api, unit: Unit, echo_url: str) 
     assert resp.status_code == 403  # only the unit admin sees a secret
 
 
+async def test_public_key_credentials_rotate_with_an_overlap(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    import json
+    import secrets
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    app_id = await unit.live(echo_url)
+    url = f"/api/v1/miniapps/{app_id}/credentials"
+    first = (await api.post(url, token=unit.admin, json={})).json()
+    cid, secret = first["client_id"], first["client_secret"]
+    assert first["auth_method"] == "client_secret_basic"
+
+    def public(key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
+        return json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+
+    async def token_by_key(key: ec.EllipticCurvePrivateKey) -> int:
+        now = int(time.time())
+        claims = {"iss": cid, "sub": cid, "aud": api.base_url + "/oauth2/token",
+                  "iat": now, "exp": now + 60, "jti": secrets.token_urlsafe(16)}  # fmt: skip
+        resp = await api.post(
+            "/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": jwt.encode(claims, key, algorithm="ES256"),
+            },
+        )
+        return resp.status_code
+
+    async def token_by_secret() -> int:
+        resp = await api.post(
+            "/oauth2/token", data={"grant_type": "client_credentials"}, auth=(cid, secret)
+        )
+        return resp.status_code
+
+    # Switch to a key: it works at once, the secret for the overlap only; no secret shown.
+    k1 = ec.generate_private_key(ec.SECP256R1())
+    resp = await api.post(url, token=unit.admin, json={"public_jwk": public(k1)})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["auth_method"] == "private_key_jwt" and "client_secret" not in body
+    assert body["public_jwk"] == {k: public(k1)[k] for k in ("kty", "crv", "x", "y")}
+    assert await token_by_key(k1) == 200 and await token_by_secret() == 200
+    # A new key with no overlap: the old key stops at once, and so does the secret before it.
+    k2 = ec.generate_private_key(ec.SECP256R1())
+    resp = await api.post(
+        url, token=unit.admin, json={"public_jwk": public(k2), "overlap_seconds": 0}
+    )
+    assert resp.status_code == 201
+    assert await token_by_key(k2) == 200
+    assert await token_by_key(k1) == 401
+    assert await token_by_secret() == 401
+    # A private key, another unit's staff, a bad key: refused.
+    private = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(k1))
+    assert (await api.post(url, token=unit.admin, json={"public_jwk": private})).status_code == 422
+    assert (await api.post(url, token=unit.dev, json={"public_jwk": public(k2)})).status_code == 403
+    # Back to a secret: the key keeps working for the overlap.
+    resp = await api.post(url, token=unit.admin, json={"overlap_seconds": 60})
+    secret = resp.json()["client_secret"]
+    assert await token_by_secret() == 200 and await token_by_key(k2) == 200
+
+
 async def test_request_bodies_stream_upstream_with_a_cap(
     api: Api, unit: Unit, echo_url: str
 ) -> None:
