@@ -79,9 +79,9 @@ async def test_other_workers_learn_of_an_ended_session(api: Api) -> None:
 async def test_without_redis_the_ending_still_holds_on_this_worker() -> None:
     import redis.asyncio as aioredis
 
-    from tests.integration.identity.test_sms_gateway import _free_port
+    from tests.support import dead_port
 
-    down = aioredis.Redis(port=_free_port(), socket_connect_timeout=0.5)
+    down = aioredis.Redis(port=dead_port(), socket_connect_timeout=0.5)
     revoked = RevokedSessions(down, ttl=600)
     await revoked.revoke("ses_offline")  # logged as a warning, not raised
     assert "ses_offline" in revoked
