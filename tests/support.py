@@ -57,6 +57,20 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def cli_for(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m server.cli ARGS`` against the test's own database, Redis and keys."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERAPP_")}
+    env.update(
+        SUPERAPP_DATABASE_URL=settings.database_url or "",
+        SUPERAPP_REDIS_URL=settings.redis_url or "",
+        SUPERAPP_MASTER_KEY=settings.master_key or "",
+        SUPERAPP_DATA_DIR=str(settings.data_dir),
+        SUPERAPP_PUBLIC_URL=settings.issuer,
+        SUPERAPP_LOG_LEVEL="WARNING",
+    )
+    return run_cli(env, *args)
+
+
 def wait_ready(
     url: str, proc: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 60
 ) -> float:

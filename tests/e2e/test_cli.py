@@ -4,33 +4,16 @@ the SMS outbox and the demo seed."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
 from server.settings import Settings
-from tests.support import Api, random_phone
+from tests.support import Api, cli_for, random_phone
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERAPP_")}
-    env.update(
-        SUPERAPP_DATABASE_URL=settings.database_url or "",
-        SUPERAPP_REDIS_URL=settings.redis_url or "",
-        SUPERAPP_MASTER_KEY=settings.master_key or "",
-        SUPERAPP_DATA_DIR=str(settings.data_dir),
-        SUPERAPP_PUBLIC_URL=settings.issuer,
-        SUPERAPP_LOG_LEVEL="WARNING",
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "server.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli_for(settings, *args)
 
 
 @pytest.mark.asyncio

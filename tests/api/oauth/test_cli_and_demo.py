@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
@@ -13,25 +11,11 @@ from identity.errors import ValidationError
 from identity.oauth.redirects import validate_redirect_uri
 from server.demo.oauth import DEMO_REDIRECT, seed_oauth_clients
 from server.settings import Settings
-from tests.support import Api
+from tests.support import Api, cli_for
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "SUPERAPP_DATABASE_URL": settings.database_url or "",
-        "SUPERAPP_REDIS_URL": settings.redis_url or "",
-        "SUPERAPP_MASTER_KEY": settings.master_key or "",
-        "SUPERAPP_DATA_DIR": str(settings.data_dir),
-        "SUPERAPP_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "server.cli", "clients", "create", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-    )
+    return cli_for(settings, "clients", "create", *args)
 
 
 @pytest.mark.asyncio
