@@ -224,14 +224,12 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
                 self.svc.usage.record(app_id, upstream_status or 502, time.perf_counter() - t0)
                 self.svc.usage.use(app_id, who.sub, who.sid)
         except _Refusal as r:
-            if r.status != 413:
-                await self._body_in()
-            self._problem(errors.from_status(r.status, self.request_id, r.detail), r.headers)
+            body = errors.from_status(r.status, self.request_id, r.detail)
+            await self._refuse(body, r.headers, wait=r.status != 413)
         except DomainError as e:
-            await self._body_in()
             retry = e.extra.get("retry_after")
             extra = {"Retry-After": str(int(retry))} if retry is not None else {}
-            self._problem(errors.from_domain(e, self.request_id), extra)
+            await self._refuse(errors.from_domain(e, self.request_id), extra)
         except (_ClientGone, asyncio.CancelledError, StreamClosedError):
             self._status = self._status or 499  # logged as nginx does: the client went away
         except Exception:
@@ -271,12 +269,11 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
             raise _Refusal(400, "Invalid unicode in app_id") from None
         if "\x00" in app_id:
             raise _Refusal(404)  # no id holds NUL (PostgreSQL text can't)
-        if (length not in (None, "0") or "Transfer-Encoding" in headers) and hasattr(
-            self.conn, "set_max_body_size"
-        ):
-            # Past twice the cap the connection is dropped; up to it we answer 413.
-            self.conn.set_max_body_size(MAX_REQUEST_BODY * 2 + 1)
+        if length not in (None, "0") or "Transfer-Encoding" in headers:
             self._feed = asyncio.Queue(maxsize=4)  # back-pressure: at most 4 chunks in flight
+            if hasattr(self.conn, "set_max_body_size"):
+                # Past twice the cap the connection is dropped; up to it we answer 413.
+                self.conn.set_max_body_size(MAX_REQUEST_BODY * 2 + 1)
         self._path = upstream_path(request.path)
         who = bearer_principal(self.svc, headers)
         if who is None or who.kind != "user":
@@ -396,6 +393,16 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
         self.conn.finish()
 
     # answers ---------------------------------------------------------------------------
+
+    async def _refuse(self, body: dict[str, Any], extra: dict[str, str], wait: bool = True) -> None:
+        """Answer a problem once the request body is in (``wait``), unless the citizen left."""
+        try:
+            if wait:
+                await self._body_in()
+        except (_ClientGone, asyncio.CancelledError):
+            self._status = 499
+            return
+        self._problem(body, extra)
 
     def _problem(self, body: dict[str, Any], extra: dict[str, str]) -> None:
         if self._headers_sent:

@@ -125,3 +125,22 @@ async def test_a_citizen_hanging_up_is_not_an_upstream_failure(
     await asyncio.sleep(0.1)
     resp = await api.get(f"/m/{app_id}/after", token=token)
     assert resp.status_code == 200, resp.text  # the breaker is still closed
+
+
+async def test_a_citizen_leaving_mid_body_ends_the_request_quietly(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    app_id = await unit.live(echo_url)
+    token = (await citizen(api))["token"]
+    for auth in ("", f"Authorization: Bearer {token}\r\n"):  # refused, then admitted
+        reader, writer = await _open(api)
+        writer.write(
+            f"POST /m/{app_id}/upload HTTP/1.1\r\nHost: x\r\n{auth}"
+            "Content-Length: 100\r\n\r\n0123456789".encode()
+        )
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.close()  # 90 bytes short
+    await asyncio.sleep(0.1)
+    resp = await api.get(f"/m/{app_id}/after", token=token)  # no error logged, still serving
+    assert resp.status_code == 200, resp.text
