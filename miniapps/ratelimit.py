@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from miniapps.errors import RateLimiterUnavailable, TooManyRequests
@@ -150,6 +151,7 @@ class RateLimiter:
         self._args: dict[Limit, tuple[str, int]] = {}  # per limit: its script arguments
         self._drain: asyncio.Task[None] | None = None  # sends the queue, one batch at a time
         self._conn: Any = None  # a connection of the client's pool, held for pipelining
+        self._last_used = 0.0  # loop time of the last batch on it
         self.batches = 0  # pipelines sent, for tests and metrics
 
     async def check(self, key: str, limit: Limit, cost: int = 1) -> Decision:
@@ -244,17 +246,29 @@ class RateLimiter:
             for arg in args:
                 data = arg.encode() if isinstance(arg, str) else b"%d" % arg
                 packed.append(b"$%d\r\n%b\r\n" % (len(data), data))
-        replies: list[Any] = []
-        try:
-            await conn.send_packed_command(b"".join(packed), check_health=False)
-            for _ in batch:
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:  # NOSCRIPT, or this call's script failed
-                    replies.append(exc)
-        except BaseException:
-            await conn.disconnect()  # replies may be left unread: start afresh next time
-            raise
+        now = asyncio.get_running_loop().time()
+        idle, self._last_used = now - self._last_used > 1.0, now
+        data = b"".join(packed)
+        for attempt in (1, 2):
+            replies: list[Any] = []
+            try:
+                await conn.send_packed_command(data, check_health=False)
+                for _ in batch:
+                    try:
+                        replies.append(await conn.read_response())
+                    except ResponseError as exc:  # NOSCRIPT, or this call's script failed
+                        replies.append(exc)
+                break
+            except (RedisConnectionError, ConnectionError) as exc:
+                await conn.disconnect()
+                # A connection the server closed while it sat idle (its `timeout`, a restart,
+                # a failover) fails before anything ran on it: once more on a fresh one. (Had
+                # the calls run after all, they were counted twice: stricter, never looser.)
+                if attempt == 2 or replies or not idle:
+                    raise exc from None
+            except BaseException:
+                await conn.disconnect()  # replies may be left unread: start afresh next time
+                raise
         return replies
 
     async def enforce(self, buckets: Sequence[tuple[str, Limit]], cost: int = 1) -> Decision:

@@ -277,3 +277,25 @@ def test_a_queue_left_by_a_stopped_loop_does_not_hold_up_the_next_loop() -> None
             await limiter._redis.aclose()
 
     assert asyncio.run(fresh()) == 4
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_a_connection_closed_by_redis_while_idle_is_replaced(redis: Redis) -> None:
+    limiter = RateLimiter(redis, prefix=prefix())
+    limit = Limit(count=100, period=3600)  # no refill within the test
+
+    async def kill_the_limiters_connection() -> None:
+        host, port = limiter._conn._writer.get_extra_info("sockname")[:2]
+        assert await redis.execute_command("CLIENT", "KILL", "ADDR", f"{host}:{port}") in (1, b"OK")
+
+    assert (await limiter.check("k", limit)).allowed
+    await kill_the_limiters_connection()  # Redis' idle `timeout`, a restart, a failover
+    await asyncio.sleep(1.1)
+    assert (await limiter.check("k", limit)).remaining == 98  # on a fresh connection, once
+    # Right after a check the connection is not idle: a failure then fails closed (503),
+    # since the calls might have run; the next check connects afresh.
+    await kill_the_limiters_connection()
+    with pytest.raises(RateLimiterUnavailable):
+        await limiter.check("k", limit)
+    assert (await limiter.check("k", limit)).remaining == 97
