@@ -14,14 +14,18 @@ certificate status. Every attempt that names a certificate goes to the use
 log, committed before the answer. Redis down fails closed with 503.
 
 The scan's three round trips (grant + certificate in one SQL statement, the
-``SET NX``, the use-log insert) are each micro-batched with the concurrent
-scans of this process (``ecert.batching``): one statement, one script call, one
-insert per batch, with a result or an error per scan. Decoding and the
-signature check run first (no I/O), their verdict raised in the order above.
+``SET NX``, the use-log insert) are shared with the concurrent scans of this
+process in rounds (``Presentations._rounds``, group commit): each round is one
+statement (this round's lookups and the previous round's use-log rows) and one
+script call (this round's consumes), with a verdict per scan. A caller waits on
+one future, answered once its use-log row is committed. Decoding, the signature
+check and the cached matter and type look-ups run first (no round trip), their
+verdict raised in the order above.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -36,7 +40,6 @@ import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric import ec
 from redis.exceptions import RedisError
 
-from ecert.batching import MicroBatcher
 from ecert.domain import PROFILES, Certificate, CertType, Matter, ScannedCertificate
 from ecert.errors import (
     CertificateExpired,
@@ -73,12 +76,13 @@ from ecert.presentation.status_list import (
 )
 from ecert.repository import EcertRepository, NewUse, Scan
 from ecert.service import Certificates
-from identity.errors import DependencyUnavailable, Forbidden, ValidationError
+from identity.errors import DependencyUnavailable, DomainError, Forbidden, ValidationError
 from identity.ids import new_id
 from identity.organisations import Organisations
 from identity.tokens import Principal, TokenService
 
 MATTER_CACHE_SECONDS = 30.0
+MAX_ROUND = 128  # scans looked up in one statement
 STATUS_LIST_TTL = 300  # seconds a verifier may cache a status list
 STATUS_LIST_LIFETIME = timedelta(days=1)
 IMAGE_KEY = "ecert:qrimg:"
@@ -110,6 +114,41 @@ class Verification:
     matter: Matter
     claims: dict[str, str]
     withheld: list[str]
+
+
+class _CounterScan:
+    """One counter scan on its way through the rounds (``Presentations._rounds``): what
+    was worked out before any round trip, then what the rounds found."""
+
+    __slots__ = (
+        "fut", "unit", "now", "p", "late", "fault", "early", "matter", "cert_type",
+        "type_fault", "lookup", "cert", "outcome",
+    )  # fmt: skip
+
+    def __init__(self, fut: asyncio.Future[Verification], unit: str, now: datetime) -> None:
+        self.fut = fut
+        self.unit = unit
+        self.now = now
+        self.p: Presentation | None = None  # decoded, signature and window checked
+        self.late: Presentation | None = None  # signature checked, outside the window
+        self.fault: PresentationError | None = None
+        self.early: DomainError | None = None  # a matter or body error, after the role
+        self.matter: Matter | None = None
+        self.cert_type: CertType | None = None
+        self.type_fault: DomainError | None = None
+        self.lookup: Scan = ("", unit, None, None)
+        self.cert: ScannedCertificate | None = None
+        self.outcome: Verification | BaseException | None = None
+
+    def answer(self, outcome: Verification | BaseException | None) -> None:
+        if self.fut.done():  # the caller went away
+            return
+        if isinstance(outcome, BaseException):
+            self.fut.set_exception(outcome)
+        elif outcome is None:
+            self.fut.set_exception(RuntimeError("a counter scan ended without an answer"))
+        else:
+            self.fut.set_result(outcome)
 
 
 _STATUS_ERRORS: dict[str, type[CertificateStatusError]] = {
@@ -162,8 +201,10 @@ class Presentations:
         self._kid_texts: dict[bytes, str] = {}
         self._matters: dict[str, tuple[float, Matter]] = {}
         # PostgreSQL: the scans' lookups and the use-log rows share one statement per batch.
-        self._pg: MicroBatcher[Scan | NewUse, Any] = MicroBatcher(self._pg_batch)
-        self._consumes = MicroBatcher(self._consume_batch)
+        # The counter's scans waiting for the next round (``_rounds``).
+        self._scans: list[_CounterScan] = []
+        self._rounds_running = False
+        self._rounds_task: asyncio.Task[None] | None = None  # held: the loop keeps weak refs
         self._consume_script = redis.register_script(_CONSUME)
 
     def status_uri(self, list_id: int) -> str:
@@ -334,72 +375,168 @@ class Presentations:
     ) -> Verification:
         unit = self._claimed_unit(who, unit_id)
         now = datetime.now(UTC)
-        # Decoding and the signature check need no round trip: done first, their verdict
-        # kept for its turn, so the errors come in the documented order.
-        p: Presentation | None = None
-        late: Presentation | None = None
-        fault: PresentationError | None = None
+        # Decoding, the signature check and the cached look-ups need no round trip of
+        # their own: done first, each verdict kept for its turn (``_after_lookup``), so
+        # the errors come in the documented order.
+        scan = _CounterScan(asyncio.get_running_loop().create_future(), unit, now)
         if isinstance(qr_text, str) and qr_text:
             try:
-                p = decode_and_verify(qr_text, self._platform_key, now, self.skew)
+                scan.p = decode_and_verify(qr_text, self._platform_key, now, self.skew)
             except (QrExpired, QrNotYetValid) as exc:
                 # The signature checked; name the certificate so its holder sees the attempt.
-                fault = exc
+                scan.fault = exc
                 try:
-                    late = decode_and_verify(qr_text, self._platform_key, now, 10**11)
+                    scan.late = decode_and_verify(qr_text, self._platform_key, now, 10**11)
                 except PresentationError as again:
-                    fault = again
+                    scan.fault = again
             except PresentationError as exc:
-                fault = exc
-        named = p or late
-        # One statement (batched with concurrent scans): the grant and the certificate.
-        allowed, cert = await self._pg.submit((who.sub, unit, *self._status_ref(named)))
-        if not allowed:
-            raise Forbidden("This action needs the role counter-staff.")
+                scan.fault = exc
+        else:
+            scan.early = ValidationError("qr_text", "Send the scanned text.")
         if not isinstance(matter_code, str) or not matter_code:
-            raise ValidationError("matter_code", "Say for which matter you verify.")
-        matter = await self._matter(matter_code)
-        if matter is None:
-            raise UnknownMatter(f"No matter {matter_code!r}.")
-        if not isinstance(qr_text, str) or not qr_text:
-            raise ValidationError("qr_text", "Send the scanned text.")
+            scan.early = ValidationError("matter_code", "Say for which matter you verify.")
+        else:
+            scan.matter = await self._matter(matter_code)
+            if scan.matter is None:
+                scan.early = UnknownMatter(f"No matter {matter_code!r}.")
+        if scan.early is None and scan.fault is None and scan.p is not None:
+            try:
+                scan.cert_type = await self.certificates.type(scan.p.cert_type)
+            except DomainError as exc:
+                scan.type_fault = exc
+        scan.lookup = (who.sub, unit, *self._status_ref(scan.p or scan.late))
+        self._scans.append(scan)
+        if not self._rounds_running:
+            self._rounds_running = True
+            # call_soon, not now: the other scans of this loop pass join the round.
+            scan.fut.get_loop().call_soon(self._start_rounds)
+        return await scan.fut
+
+    def _after_lookup(
+        self, scan: _CounterScan, allowed: bool, cert: ScannedCertificate | None
+    ) -> BaseException | NewUse | None:
+        """The checks between the lookup and the consume, in the documented order: an
+        error to raise, a use-log row (with ``scan.outcome`` set) or None to consume."""
+        if not allowed:
+            return Forbidden("This action needs the role counter-staff.")
+        if scan.early is not None:
+            return scan.early
+        named = scan.p or scan.late
         if cert is not None and (named is None or cert.type_code != named.cert_type):
             cert = None
-        if fault is not None:
-            if late is not None and cert is not None:
-                await self._log(cert, unit, matter.code, fault.code, [])
-            raise fault
-        assert p is not None
+        scan.cert = cert
+        if scan.fault is not None:
+            if scan.late is not None and cert is not None:
+                return self._use(scan, scan.fault, scan.fault.code, [])
+            return scan.fault
         if cert is None:
-            raise QrMalformed("The presentation names no certificate we issued.")
-        key = f"{CTI_KEY}{p.kid.hex()}:{p.cti.hex()}"
-        exat = int(p.expires_at.timestamp()) + self.skew + 1
-        if not await self._consumes.submit((key, unit, exat)):
-            await self._log(cert, unit, matter.code, QrReplayed.code, [])
-            raise QrReplayed()
-        error = status_error(cert, now)
+            return QrMalformed("The presentation names no certificate we issued.")
+        return None
+
+    def _after_consume(self, scan: _CounterScan, consumed: bool) -> NewUse | BaseException:
+        cert, p, matter = scan.cert, scan.p, scan.matter
+        assert cert is not None and p is not None and matter is not None
+        if not consumed:
+            return self._use(scan, QrReplayed(), QrReplayed.code, [])
+        error = status_error(cert, scan.now)
         if error is not None:
-            await self._log(cert, unit, matter.code, error.code, [])
-            raise error
-        cert_type = await self.certificates.type(cert.type_code)
+            return self._use(scan, error, error.code, [])
+        if scan.type_fault is not None:
+            return scan.type_fault
+        cert_type = scan.cert_type
+        assert cert_type is not None
         shown = {cert_type.name_field: p.masked_name, cert_type.id_field: p.masked_id, **p.extra}
-        allowed_fields = set(matter.fields)
+        allowed_fields = matter.fields
         claims = {k: v for k, v in shown.items() if "*" in allowed_fields or k in allowed_fields}
         withheld = sorted(k for k in shown if k not in claims)
-        use_id = await self._log(cert, unit, matter.code, "valid", sorted(claims))
-        return Verification(use_id, cert, cert_type, unit, matter, claims, withheld)
-
-    async def _log(
-        self, cert: ScannedCertificate, unit_id: str, matter: str, result: str, fields: list[str]
-    ) -> str:
-        """Record a verification; returns once its row is committed (group commit)."""
-        use_id = new_id("ver")
-        await self._pg.submit(
-            NewUse(use_id, cert, "verification", unit_id, None, matter, result, fields)
+        use = self._use(scan, None, "valid", sorted(claims))
+        scan.outcome = Verification(
+            use.use_id, cert, cert_type, scan.unit, matter, claims, withheld
         )
-        return use_id
+        return use
+
+    @staticmethod
+    def _use(
+        scan: _CounterScan,
+        outcome: BaseException | None,
+        result: str,
+        fields: list[str],
+    ) -> NewUse:
+        """The scan's use-log row; ``outcome`` (an error, or the verification) is the
+        answer once the row is committed."""
+        assert scan.cert is not None and scan.matter is not None
+        scan.outcome = outcome
+        return NewUse(
+            new_id("ver"), scan.cert, "verification", scan.unit, None, scan.matter.code,
+            result, fields,
+        )  # fmt: skip
 
     # the batched round trips of the counter ----------------------------------------------
+
+    def _start_rounds(self) -> None:
+        self._rounds_task = asyncio.get_running_loop().create_task(self._rounds())
+
+    async def _rounds(self) -> None:
+        """Group commit for the counter: each round is one SQL statement (the lookups of
+        the scans waiting now and the use-log rows of the previous round's scans) and one
+        Redis script call (the cti consumes of this round's scans). A scan's answer is
+        set once its use-log row is committed, or at once when it needs none."""
+        logs: list[tuple[NewUse, _CounterScan]] = []
+        batch: list[_CounterScan] = []
+        try:
+            while self._scans or logs:
+                batch = self._scans[:MAX_ROUND]
+                del self._scans[:MAX_ROUND]
+                items: list[Scan | NewUse] = [s.lookup for s in batch]
+                items += [use for use, _ in logs]
+                try:
+                    results = await self._pg_batch(items)
+                except Exception as exc:  # the pool or the connection: every item fails
+                    results = [exc] * len(items)
+                for (_, scan), result in zip(logs, results[len(batch) :], strict=True):
+                    scan.answer(result if isinstance(result, BaseException) else scan.outcome)
+                logs = []
+                consume: list[_CounterScan] = []
+                for scan, result in zip(batch, results, strict=False):
+                    step: BaseException | NewUse | None = (
+                        result
+                        if isinstance(result, BaseException)
+                        else self._after_lookup(scan, *result)
+                    )
+                    if step is None:
+                        consume.append(scan)
+                    elif isinstance(step, NewUse):
+                        logs.append((step, scan))
+                    else:
+                        scan.answer(step)
+                if consume:
+                    try:
+                        consumed = await self._consume_batch([self._cti(s) for s in consume])
+                    except Exception as exc:
+                        consumed = [exc] * len(consume)
+                    for scan, ok in zip(consume, consumed, strict=True):
+                        step = (
+                            ok if isinstance(ok, BaseException) else self._after_consume(scan, ok)
+                        )
+                        if isinstance(step, NewUse):
+                            logs.append((step, scan))
+                        else:
+                            scan.answer(step)
+                batch = []
+        finally:
+            self._rounds_running = False
+            # Left over only when the rounds themselves were cancelled (loop shutdown).
+            left, self._scans = self._scans, []
+            for scan in [*left, *batch, *(s for _, s in logs)]:
+                if not scan.fut.done():
+                    scan.fut.cancel()
+
+    def _cti(self, scan: _CounterScan) -> tuple[str, str, int]:
+        p = scan.p
+        assert p is not None
+        # Kept until the code could no longer pass the window check anyway.
+        exat = int(p.expires_at.timestamp()) + self.skew + 1
+        return f"{CTI_KEY}{p.kid.hex()}:{p.cti.hex()}", scan.unit, exat
 
     async def _consume_batch(self, items: list[tuple[str, str, int]]) -> list[bool | BaseException]:
         """One ``SET NX`` per scan, all run by one script call (``_CONSUME``): one command
