@@ -15,12 +15,12 @@ log, committed before the answer. Redis down fails closed with 503.
 
 The scan's three round trips (grant + certificate in one SQL statement, the
 ``SET NX``, the use-log insert) are shared with the concurrent scans of this
-process in rounds (``Presentations._rounds``, group commit): each round is one
-statement (this round's lookups and the previous round's use-log rows) and one
-script call (this round's consumes), with a verdict per scan. A caller waits on
-one future, answered once its use-log row is committed. Decoding, the signature
-check and the cached matter and type look-ups run first (no round trip), their
-verdict raised in the order above.
+process (``ecert.batching``, group commit): each SQL statement carries the
+lookups and the use-log rows waiting at that moment, each script call the
+consumes waiting then, with a verdict per scan. A scan passes the stages as one
+object and its caller waits on one future, answered once its use-log row is
+committed. Decoding, the signature check and the cached matter and type
+look-ups run first (no round trip), their verdict raised in the order above.
 """
 
 from __future__ import annotations
@@ -38,8 +38,10 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric import ec
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from ecert.batching import Stage
 from ecert.domain import PROFILES, Certificate, CertType, Matter, ScannedCertificate
 from ecert.errors import (
     CertificateExpired,
@@ -82,7 +84,6 @@ from identity.organisations import Organisations
 from identity.tokens import Principal, TokenService
 
 MATTER_CACHE_SECONDS = 30.0
-MAX_ROUND = 128  # scans looked up in one statement
 STATUS_LIST_TTL = 300  # seconds a verifier may cache a status list
 STATUS_LIST_LIFETIME = timedelta(days=1)
 IMAGE_KEY = "ecert:qrimg:"
@@ -117,8 +118,8 @@ class Verification:
 
 
 class _CounterScan:
-    """One counter scan on its way through the rounds (``Presentations._rounds``): what
-    was worked out before any round trip, then what the rounds found."""
+    """One counter scan on its way through the batched round trips: what was worked out
+    before any round trip, then what the round trips found."""
 
     __slots__ = (
         "fut", "unit", "now", "p", "late", "fault", "early", "matter", "cert_type",
@@ -143,12 +144,18 @@ class _CounterScan:
     def answer(self, outcome: Verification | BaseException | None) -> None:
         if self.fut.done():  # the caller went away
             return
-        if isinstance(outcome, BaseException):
+        if isinstance(outcome, asyncio.CancelledError):
+            self.fut.cancel()
+        elif isinstance(outcome, BaseException):
             self.fut.set_exception(outcome)
         elif outcome is None:
             self.fut.set_exception(RuntimeError("a counter scan ended without an answer"))
         else:
             self.fut.set_result(outcome)
+
+
+def _fail_entry(entry: _CounterScan | tuple[NewUse, _CounterScan], exc: BaseException) -> None:
+    (entry if isinstance(entry, _CounterScan) else entry[1]).answer(exc)
 
 
 _STATUS_ERRORS: dict[str, type[CertificateStatusError]] = {
@@ -164,6 +171,15 @@ def status_error(
 ) -> CertificateStatusError | None:
     error = _STATUS_ERRORS.get(cert.effective_status(now))
     return None if error is None else error()
+
+
+def _resp(args: tuple[bytes | str | int, ...]) -> bytes:
+    """A command in RESP, the Redis wire form: an array of bulk strings."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        out += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(out)
 
 
 def _store_down() -> DependencyUnavailable:
@@ -201,11 +217,20 @@ class Presentations:
         self._kid_texts: dict[bytes, str] = {}
         self._matters: dict[str, tuple[float, Matter]] = {}
         # PostgreSQL: the scans' lookups and the use-log rows share one statement per batch.
-        # The counter's scans waiting for the next round (``_rounds``).
-        self._scans: list[_CounterScan] = []
-        self._rounds_running = False
-        self._rounds_task: asyncio.Task[None] | None = None  # held: the loop keeps weak refs
-        self._consume_script = redis.register_script(_CONSUME)
+        # The counter's two batched round trips (``ecert.batching``): SQL statements
+        # (lookups and use-log rows) and consume script calls.
+        self._statements: Stage[_CounterScan | tuple[NewUse, _CounterScan]] = Stage(
+            self._pg_round, _fail_entry
+        )
+        self._consumes: Stage[_CounterScan] = Stage(self._redis_round, _fail_entry)
+        # The consume script goes out on a connection of our own, packed here: one write
+        # and one read per round (``_run_consume``); tests may swap the callable.
+        self._consume_script = self._run_consume
+        self._consume_sha = (
+            hashlib.sha1(_CONSUME.encode(), usedforsecurity=False).hexdigest().encode()
+        )
+        self._consume_conn: Any = None
+        self._consume_lock = asyncio.Lock()
 
     def status_uri(self, list_id: int) -> str:
         # Kept short on purpose: every character is in the QR code (see cwt.py's budget).
@@ -405,11 +430,7 @@ class Presentations:
             except DomainError as exc:
                 scan.type_fault = exc
         scan.lookup = (who.sub, unit, *self._status_ref(scan.p or scan.late))
-        self._scans.append(scan)
-        if not self._rounds_running:
-            self._rounds_running = True
-            # call_soon, not now: the other scans of this loop pass join the round.
-            scan.fut.get_loop().call_soon(self._start_rounds)
+        self._statements.add((scan,))
         return await scan.fut
 
     def _after_lookup(
@@ -473,63 +494,49 @@ class Presentations:
 
     # the batched round trips of the counter ----------------------------------------------
 
-    def _start_rounds(self) -> None:
-        self._rounds_task = asyncio.get_running_loop().create_task(self._rounds())
-
-    async def _rounds(self) -> None:
-        """Group commit for the counter: each round is one SQL statement (the lookups of
-        the scans waiting now and the use-log rows of the previous round's scans) and one
-        Redis script call (the cti consumes of this round's scans). A scan's answer is
-        set once its use-log row is committed, or at once when it needs none."""
-        logs: list[tuple[NewUse, _CounterScan]] = []
-        batch: list[_CounterScan] = []
+    async def _pg_round(self, entries: list[_CounterScan | tuple[NewUse, _CounterScan]]) -> None:
+        """One statement: the lookups of the scans waiting now and the use-log rows
+        waiting now. A logged scan is answered once its row is committed; a looked-up
+        scan is answered, logged, or handed to the consume stage."""
+        items: list[Scan | NewUse] = [
+            e.lookup if isinstance(e, _CounterScan) else e[0] for e in entries
+        ]
         try:
-            while self._scans or logs:
-                batch = self._scans[:MAX_ROUND]
-                del self._scans[:MAX_ROUND]
-                items: list[Scan | NewUse] = [s.lookup for s in batch]
-                items += [use for use, _ in logs]
-                try:
-                    results = await self._pg_batch(items)
-                except Exception as exc:  # the pool or the connection: every item fails
-                    results = [exc] * len(items)
-                for (_, scan), result in zip(logs, results[len(batch) :], strict=True):
-                    scan.answer(result if isinstance(result, BaseException) else scan.outcome)
-                logs = []
-                consume: list[_CounterScan] = []
-                for scan, result in zip(batch, results, strict=False):
-                    step: BaseException | NewUse | None = (
-                        result
-                        if isinstance(result, BaseException)
-                        else self._after_lookup(scan, *result)
-                    )
-                    if step is None:
-                        consume.append(scan)
-                    elif isinstance(step, NewUse):
-                        logs.append((step, scan))
-                    else:
-                        scan.answer(step)
-                if consume:
-                    try:
-                        consumed = await self._consume_batch([self._cti(s) for s in consume])
-                    except Exception as exc:
-                        consumed = [exc] * len(consume)
-                    for scan, ok in zip(consume, consumed, strict=True):
-                        step = (
-                            ok if isinstance(ok, BaseException) else self._after_consume(scan, ok)
-                        )
-                        if isinstance(step, NewUse):
-                            logs.append((step, scan))
-                        else:
-                            scan.answer(step)
-                batch = []
-        finally:
-            self._rounds_running = False
-            # Left over only when the rounds themselves were cancelled (loop shutdown).
-            left, self._scans = self._scans, []
-            for scan in [*left, *batch, *(s for _, s in logs)]:
-                if not scan.fut.done():
-                    scan.fut.cancel()
+            results = await self._pg_batch(items)
+        except Exception as exc:  # the pool or the connection: every item fails
+            results = [exc] * len(items)
+        logs: list[tuple[NewUse, _CounterScan]] = []
+        consume: list[_CounterScan] = []
+        for entry, result in zip(entries, results, strict=True):
+            if not isinstance(entry, _CounterScan):
+                entry[1].answer(result if isinstance(result, BaseException) else entry[1].outcome)
+                continue
+            step = (
+                result if isinstance(result, BaseException) else self._after_lookup(entry, *result)
+            )
+            if step is None:
+                consume.append(entry)
+            elif isinstance(step, NewUse):
+                logs.append((step, entry))
+            else:
+                entry.answer(step)
+        self._consumes.add(consume)
+        self._statements.add(logs)
+
+    async def _redis_round(self, scans: list[_CounterScan]) -> None:
+        """One script call: the cti consumes of the scans waiting now."""
+        try:
+            consumed = await self._consume_batch([self._cti(s) for s in scans])
+        except Exception as exc:
+            consumed = [exc] * len(scans)
+        logs: list[tuple[NewUse, _CounterScan]] = []
+        for scan, ok in zip(scans, consumed, strict=True):
+            step = ok if isinstance(ok, BaseException) else self._after_consume(scan, ok)
+            if isinstance(step, NewUse):
+                logs.append((step, scan))
+            else:
+                scan.answer(step)
+        self._statements.add(logs)
 
     def _cti(self, scan: _CounterScan) -> tuple[str, str, int]:
         p = scan.p
@@ -552,6 +559,39 @@ class Presentations:
         if not isinstance(replies, list) or len(replies) != len(items):
             return [_store_down() for _ in items]
         return [r == 1 for r in replies]
+
+    async def _run_consume(self, *, keys: list[str], args: list[str | int]) -> Any:
+        """``EVALSHA`` of ``_CONSUME`` (loaded on ``NOSCRIPT``) on a pooled connection kept
+        for the counter: redis-py's connection does the I/O and parses the reply; the
+        per-call work of its client (pool round, retry wrapper, argument encoding) is
+        skipped. A connection that failed is closed and handed back, never reused as is;
+        a lost connection is retried once on a new one, as the client's retry would."""
+        packed = _resp((b"EVALSHA", self._consume_sha, len(keys), *keys, *args))
+        async with self._consume_lock:
+            for attempt in (1, 2):
+                if self._consume_conn is None:
+                    self._consume_conn = await self.redis.connection_pool.get_connection()
+                conn = self._consume_conn
+                try:
+                    return await self._evalsha(conn, packed)
+                except ResponseError:
+                    raise  # the server answered: the connection is in step
+                except BaseException as exc:
+                    self._consume_conn = None
+                    await conn.disconnect(nowait=True)
+                    await self.redis.connection_pool.release(conn)
+                    if attempt == 2 or not isinstance(exc, RedisConnectionError):
+                        raise
+        raise AssertionError("unreachable")
+
+    async def _evalsha(self, conn: Any, packed: bytes) -> Any:
+        try:
+            await conn.send_packed_command(packed, check_health=False)
+            return await conn.read_response()
+        except NoScriptError:
+            await self.redis.script_load(_CONSUME)
+            await conn.send_packed_command(packed, check_health=False)
+            return await conn.read_response()
 
     async def _pg_batch(self, items: list[Scan | NewUse]) -> list[Any]:
         """Scans get (allowed, certificate or None); use-log rows get None once committed."""

@@ -189,3 +189,28 @@ async def test_one_round_keeps_each_scans_verdict_order_and_log(api: Api, world:
     assert sorted(u["result"] for u in uses.json()["uses"]) == ["qr-replayed", "valid"]
     for text in (stranger, unknown):  # neither refused scan used its code up
         assert (await verify(api, world, text)).status_code == 200
+
+
+async def test_the_consume_script_is_loaded_again_after_a_script_flush(api: Api) -> None:
+    p = api.services.presentations
+    key = f"{CTI_KEY}test:{secrets.token_hex(16)}"
+    exat = int(time.time()) + 600
+    assert await p._consume_batch([(key, "unit-a", exat)]) == [True]
+    await api.services.redis.script_flush()  # e.g. a Redis restart: the cache is empty
+    assert await p._consume_batch([(key, "unit-b", exat), (key + "y", "unit-b", exat)]) == [
+        False,
+        True,
+    ]
+    assert await api.services.redis.get(key) == b"unit-a"
+
+
+async def test_a_lost_consume_connection_is_replaced(api: Api) -> None:
+    p = api.services.presentations
+    key = f"{CTI_KEY}test:{secrets.token_hex(16)}"
+    exat = int(time.time()) + 600
+    assert await p._consume_batch([(key, "unit-a", exat)]) == [True]
+    await api.services.redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    assert await p._consume_batch([(key, "unit-b", exat), (key + "z", "unit-b", exat)]) == [
+        False,
+        True,
+    ]
