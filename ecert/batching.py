@@ -11,6 +11,8 @@ items that arrive while a batch is in flight form the next batch.
 A stage's ``run`` gives each item its outcome itself (and may hand items on to
 another stage), so an item costs no future of its own per stage. Should ``run``
 raise, or the stage be cancelled, ``fail`` is called for each item it held.
+``idle``, if given, is awaited whenever the stage runs out of items (to hand back
+a connection held while busy); items that arrive meanwhile are still run.
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ class Stage(Generic[T]):
         run: Callable[[list[T]], Awaitable[None]],
         fail: Callable[[T, BaseException], None],
         *,
+        idle: Callable[[], Awaitable[None]] | None = None,
         max_batch: int = 128,
     ) -> None:
         self._run = run
+        self._idle = idle
         self._fail = fail
         self._max = max_batch
         self._pending: list[T] = []
@@ -51,14 +55,17 @@ class Stage(Generic[T]):
         batch: list[T] = []
         try:
             while self._pending:
-                batch = self._pending[: self._max]
-                del self._pending[: self._max]
-                try:
-                    await self._run(batch)
-                except Exception as exc:
-                    for item in batch:
-                        self._fail(item, exc)
-                batch = []
+                while self._pending:
+                    batch = self._pending[: self._max]
+                    del self._pending[: self._max]
+                    try:
+                        await self._run(batch)
+                    except Exception as exc:
+                        for item in batch:
+                            self._fail(item, exc)
+                    batch = []
+                if self._idle is not None:
+                    await self._idle()
         finally:
             self._running = False
             # Left over only when the drain itself was cancelled (loop shutdown).

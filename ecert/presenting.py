@@ -219,9 +219,11 @@ class Presentations:
         # PostgreSQL: the scans' lookups and the use-log rows share one statement per batch.
         # The counter's two batched round trips (``ecert.batching``): SQL statements
         # (lookups and use-log rows) and consume script calls.
+        # The statement stage keeps one pooled connection while it has work.
         self._statements: Stage[_CounterScan | tuple[NewUse, _CounterScan]] = Stage(
-            self._pg_round, _fail_entry
+            self._pg_round, _fail_entry, idle=self._release_pg
         )
+        self._pg_conn: Any = None
         self._consumes: Stage[_CounterScan] = Stage(self._redis_round, _fail_entry)
         # The consume script goes out on a connection of our own, packed here: one write
         # and one read per round (``_run_consume``); tests may swap the callable.
@@ -502,9 +504,12 @@ class Presentations:
             e.lookup if isinstance(e, _CounterScan) else e[0] for e in entries
         ]
         try:
-            results = await self._pg_batch(items)
+            if self._pg_conn is None:
+                self._pg_conn = await self.pool.acquire()
+            results = await self._pg_batch(items, self._pg_conn)
         except Exception as exc:  # the pool or the connection: every item fails
             results = [exc] * len(items)
+            await self._release_pg()  # the pool replaces a connection that broke
         logs: list[tuple[NewUse, _CounterScan]] = []
         consume: list[_CounterScan] = []
         for entry, result in zip(entries, results, strict=True):
@@ -522,6 +527,11 @@ class Presentations:
                 entry.answer(step)
         self._consumes.add(consume)
         self._statements.add(logs)
+
+    async def _release_pg(self) -> None:
+        conn, self._pg_conn = self._pg_conn, None
+        if conn is not None:
+            await self.pool.release(conn)
 
     async def _redis_round(self, scans: list[_CounterScan]) -> None:
         """One script call: the cti consumes of the scans waiting now."""
@@ -593,19 +603,23 @@ class Presentations:
             await conn.send_packed_command(packed, check_health=False)
             return await conn.read_response()
 
-    async def _pg_batch(self, items: list[Scan | NewUse]) -> list[Any]:
+    async def _pg_batch(
+        self, items: list[Scan | NewUse], conn: asyncpg.Connection | None = None
+    ) -> list[Any]:
         """Scans get (allowed, certificate or None); use-log rows get None once committed."""
+        if conn is None:
+            async with self.pool.acquire() as own:
+                return await self._pg_batch(items, own)
         scans = [i for i in items if not isinstance(i, NewUse)]
         uses = [i for i in items if isinstance(i, NewUse)]
-        async with self.pool.acquire() as conn:
-            try:
-                found = await self.repo.counter_round(conn, scans, uses)
-            except (asyncpg.PostgresError, asyncpg.DataError):
-                if len(items) == 1:
-                    raise
-                # One bad item fails the whole statement (and commits none of it): redo
-                # each alone, so each caller gets its own verdict and good rows are kept.
-                return [await self._pg_alone(conn, item) for item in items]
+        try:
+            found = await self.repo.counter_round(conn, scans, uses)
+        except (asyncpg.PostgresError, asyncpg.DataError):
+            if len(items) == 1:
+                raise
+            # One bad item fails the whole statement (and commits none of it): redo
+            # each alone, so each caller gets its own verdict and good rows are kept.
+            return [await self._pg_alone(conn, item) for item in items]
         it = iter(found)
         return [None if isinstance(i, NewUse) else next(it) for i in items]
 

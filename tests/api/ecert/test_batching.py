@@ -105,6 +105,7 @@ async def test_concurrent_scans_of_many_codes_each_get_their_own_answer(
     )
     assert codes[5] == "qr-bad-encoding"
     assert codes[3] == 200  # the third code was scanned once
+    assert api.services.presentations._pg_conn is None  # handed back to the pool when idle
 
 
 async def test_a_unit_id_the_database_would_refuse_is_refused_before_the_scan(

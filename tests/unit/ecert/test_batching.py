@@ -87,3 +87,20 @@ async def test_a_cancelled_stage_fails_what_it_held() -> None:
     await settle()
     assert sorted(i for i, _ in rec.failed) == [1, 2, 3]
     assert all(isinstance(e, asyncio.CancelledError) for _, e in rec.failed)
+
+
+async def test_idle_runs_when_the_stage_runs_dry_and_late_items_still_run() -> None:
+    rec = Recorder()
+    idled = 0
+    stage: Stage[int]
+
+    async def idle() -> None:
+        nonlocal idled
+        idled += 1
+        if idled == 1:
+            stage.add([9])  # arrives while the stage hands back what it held
+
+    stage = Stage(rec.run, rec.fail, idle=idle)
+    stage.add([1, 2])
+    await settle()
+    assert rec.batches == [[1, 2], [9]] and idled == 2 and not rec.failed
