@@ -510,6 +510,9 @@ class Presentations:
         except Exception as exc:  # the pool or the connection: every item fails
             results = [exc] * len(items)
             await self._release_pg()  # the pool replaces a connection that broke
+        except BaseException:  # cancelled (loop shutdown): never keep the connection
+            await self._release_pg()
+            raise
         logs: list[tuple[NewUse, _CounterScan]] = []
         consume: list[_CounterScan] = []
         for entry, result in zip(entries, results, strict=True):
