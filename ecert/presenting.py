@@ -14,14 +14,18 @@ certificate status. Every attempt that names a certificate goes to the use
 log, committed before the answer. Redis down fails closed with 503.
 
 The scan's three round trips (grant + certificate in one SQL statement, the
-``SET NX``, the use-log insert) are each micro-batched with the concurrent
-scans of this process (``ecert.batching``): one statement, one script call, one
-insert per batch, with a result or an error per scan. Decoding and the
-signature check run first (no I/O), their verdict raised in the order above.
+``SET NX``, the use-log insert) are shared with the concurrent scans of this
+process (``ecert.batching``, group commit): each SQL statement carries the
+lookups and the use-log rows waiting at that moment, each script call the
+consumes waiting then, with a verdict per scan. A scan passes the stages as one
+object and its caller waits on one future, answered once its use-log row is
+committed. Decoding, the signature check and the cached matter and type
+look-ups run first (no round trip), their verdict raised in the order above.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -34,9 +38,10 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from cryptography.hazmat.primitives.asymmetric import ec
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from ecert.batching import MicroBatcher
+from ecert.batching import Stage
 from ecert.domain import PROFILES, Certificate, CertType, Matter, ScannedCertificate
 from ecert.errors import (
     CertificateExpired,
@@ -73,7 +78,7 @@ from ecert.presentation.status_list import (
 )
 from ecert.repository import EcertRepository, NewUse, Scan
 from ecert.service import Certificates
-from identity.errors import DependencyUnavailable, Forbidden, ValidationError
+from identity.errors import DependencyUnavailable, DomainError, Forbidden, ValidationError
 from identity.ids import new_id
 from identity.organisations import Organisations
 from identity.tokens import Principal, TokenService
@@ -112,6 +117,47 @@ class Verification:
     withheld: list[str]
 
 
+class _CounterScan:
+    """One counter scan on its way through the batched round trips: what was worked out
+    before any round trip, then what the round trips found."""
+
+    __slots__ = (
+        "fut", "unit", "now", "p", "late", "fault", "early", "matter", "cert_type",
+        "type_fault", "lookup", "cert", "outcome",
+    )  # fmt: skip
+
+    def __init__(self, fut: asyncio.Future[Verification], unit: str, now: datetime) -> None:
+        self.fut = fut
+        self.unit = unit
+        self.now = now
+        self.p: Presentation | None = None  # decoded, signature and window checked
+        self.late: Presentation | None = None  # signature checked, outside the window
+        self.fault: PresentationError | None = None
+        self.early: DomainError | None = None  # a matter or body error, after the role
+        self.matter: Matter | None = None
+        self.cert_type: CertType | None = None
+        self.type_fault: DomainError | None = None
+        self.lookup: Scan = ("", unit, None, None)
+        self.cert: ScannedCertificate | None = None
+        self.outcome: Verification | BaseException | None = None
+
+    def answer(self, outcome: Verification | BaseException | None) -> None:
+        if self.fut.done():  # the caller went away
+            return
+        if isinstance(outcome, asyncio.CancelledError):
+            self.fut.cancel()
+        elif isinstance(outcome, BaseException):
+            self.fut.set_exception(outcome)
+        elif outcome is None:
+            self.fut.set_exception(RuntimeError("a counter scan ended without an answer"))
+        else:
+            self.fut.set_result(outcome)
+
+
+def _fail_entry(entry: _CounterScan | tuple[NewUse, _CounterScan], exc: BaseException) -> None:
+    (entry if isinstance(entry, _CounterScan) else entry[1]).answer(exc)
+
+
 _STATUS_ERRORS: dict[str, type[CertificateStatusError]] = {
     "revoked": CertificateRevoked,
     "suspended": CertificateSuspended,
@@ -125,6 +171,15 @@ def status_error(
 ) -> CertificateStatusError | None:
     error = _STATUS_ERRORS.get(cert.effective_status(now))
     return None if error is None else error()
+
+
+def _resp(args: tuple[bytes | str | int, ...]) -> bytes:
+    """A command in RESP, the Redis wire form: an array of bulk strings."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        out += (b"$%d\r\n" % len(data), data, b"\r\n")
+    return b"".join(out)
 
 
 def _store_down() -> DependencyUnavailable:
@@ -162,9 +217,22 @@ class Presentations:
         self._kid_texts: dict[bytes, str] = {}
         self._matters: dict[str, tuple[float, Matter]] = {}
         # PostgreSQL: the scans' lookups and the use-log rows share one statement per batch.
-        self._pg: MicroBatcher[Scan | NewUse, Any] = MicroBatcher(self._pg_batch)
-        self._consumes = MicroBatcher(self._consume_batch)
-        self._consume_script = redis.register_script(_CONSUME)
+        # The counter's two batched round trips (``ecert.batching``): SQL statements
+        # (lookups and use-log rows) and consume script calls.
+        # The statement stage keeps one pooled connection while it has work.
+        self._statements: Stage[_CounterScan | tuple[NewUse, _CounterScan]] = Stage(
+            self._pg_round, _fail_entry, idle=self._release_pg
+        )
+        self._pg_conn: Any = None
+        self._consumes: Stage[_CounterScan] = Stage(self._redis_round, _fail_entry)
+        # The consume script goes out on a connection of our own, packed here: one write
+        # and one read per round (``_run_consume``); tests may swap the callable.
+        self._consume_script = self._run_consume
+        self._consume_sha = (
+            hashlib.sha1(_CONSUME.encode(), usedforsecurity=False).hexdigest().encode()
+        )
+        self._consume_conn: Any = None
+        self._consume_lock = asyncio.Lock()
 
     def status_uri(self, list_id: int) -> str:
         # Kept short on purpose: every character is in the QR code (see cwt.py's budget).
@@ -334,72 +402,161 @@ class Presentations:
     ) -> Verification:
         unit = self._claimed_unit(who, unit_id)
         now = datetime.now(UTC)
-        # Decoding and the signature check need no round trip: done first, their verdict
-        # kept for its turn, so the errors come in the documented order.
-        p: Presentation | None = None
-        late: Presentation | None = None
-        fault: PresentationError | None = None
+        # Decoding, the signature check and the cached look-ups need no round trip of
+        # their own: done first, each verdict kept for its turn (``_after_lookup``), so
+        # the errors come in the documented order.
+        scan = _CounterScan(asyncio.get_running_loop().create_future(), unit, now)
         if isinstance(qr_text, str) and qr_text:
             try:
-                p = decode_and_verify(qr_text, self._platform_key, now, self.skew)
+                scan.p = decode_and_verify(qr_text, self._platform_key, now, self.skew)
             except (QrExpired, QrNotYetValid) as exc:
                 # The signature checked; name the certificate so its holder sees the attempt.
-                fault = exc
+                scan.fault = exc
                 try:
-                    late = decode_and_verify(qr_text, self._platform_key, now, 10**11)
+                    scan.late = decode_and_verify(qr_text, self._platform_key, now, 10**11)
                 except PresentationError as again:
-                    fault = again
+                    scan.fault = again
             except PresentationError as exc:
-                fault = exc
-        named = p or late
-        # One statement (batched with concurrent scans): the grant and the certificate.
-        allowed, cert = await self._pg.submit((who.sub, unit, *self._status_ref(named)))
-        if not allowed:
-            raise Forbidden("This action needs the role counter-staff.")
+                scan.fault = exc
+        else:
+            scan.early = ValidationError("qr_text", "Send the scanned text.")
         if not isinstance(matter_code, str) or not matter_code:
-            raise ValidationError("matter_code", "Say for which matter you verify.")
-        matter = await self._matter(matter_code)
-        if matter is None:
-            raise UnknownMatter(f"No matter {matter_code!r}.")
-        if not isinstance(qr_text, str) or not qr_text:
-            raise ValidationError("qr_text", "Send the scanned text.")
+            scan.early = ValidationError("matter_code", "Say for which matter you verify.")
+        else:
+            scan.matter = await self._matter(matter_code)
+            if scan.matter is None:
+                scan.early = UnknownMatter(f"No matter {matter_code!r}.")
+        if scan.early is None and scan.fault is None and scan.p is not None:
+            try:
+                scan.cert_type = await self.certificates.type(scan.p.cert_type)
+            except DomainError as exc:
+                scan.type_fault = exc
+        scan.lookup = (who.sub, unit, *self._status_ref(scan.p or scan.late))
+        self._statements.add((scan,))
+        return await scan.fut
+
+    def _after_lookup(
+        self, scan: _CounterScan, allowed: bool, cert: ScannedCertificate | None
+    ) -> BaseException | NewUse | None:
+        """The checks between the lookup and the consume, in the documented order: an
+        error to raise, a use-log row (with ``scan.outcome`` set) or None to consume."""
+        if not allowed:
+            return Forbidden("This action needs the role counter-staff.")
+        if scan.early is not None:
+            return scan.early
+        named = scan.p or scan.late
         if cert is not None and (named is None or cert.type_code != named.cert_type):
             cert = None
-        if fault is not None:
-            if late is not None and cert is not None:
-                await self._log(cert, unit, matter.code, fault.code, [])
-            raise fault
-        assert p is not None
+        scan.cert = cert
+        if scan.fault is not None:
+            if scan.late is not None and cert is not None:
+                return self._use(scan, scan.fault, scan.fault.code, [])
+            return scan.fault
         if cert is None:
-            raise QrMalformed("The presentation names no certificate we issued.")
-        key = f"{CTI_KEY}{p.kid.hex()}:{p.cti.hex()}"
-        exat = int(p.expires_at.timestamp()) + self.skew + 1
-        if not await self._consumes.submit((key, unit, exat)):
-            await self._log(cert, unit, matter.code, QrReplayed.code, [])
-            raise QrReplayed()
-        error = status_error(cert, now)
+            return QrMalformed("The presentation names no certificate we issued.")
+        return None
+
+    def _after_consume(self, scan: _CounterScan, consumed: bool) -> NewUse | BaseException:
+        cert, p, matter = scan.cert, scan.p, scan.matter
+        assert cert is not None and p is not None and matter is not None
+        if not consumed:
+            return self._use(scan, QrReplayed(), QrReplayed.code, [])
+        error = status_error(cert, scan.now)
         if error is not None:
-            await self._log(cert, unit, matter.code, error.code, [])
-            raise error
-        cert_type = await self.certificates.type(cert.type_code)
+            return self._use(scan, error, error.code, [])
+        if scan.type_fault is not None:
+            return scan.type_fault
+        cert_type = scan.cert_type
+        assert cert_type is not None
         shown = {cert_type.name_field: p.masked_name, cert_type.id_field: p.masked_id, **p.extra}
-        allowed_fields = set(matter.fields)
+        allowed_fields = matter.fields
         claims = {k: v for k, v in shown.items() if "*" in allowed_fields or k in allowed_fields}
         withheld = sorted(k for k in shown if k not in claims)
-        use_id = await self._log(cert, unit, matter.code, "valid", sorted(claims))
-        return Verification(use_id, cert, cert_type, unit, matter, claims, withheld)
-
-    async def _log(
-        self, cert: ScannedCertificate, unit_id: str, matter: str, result: str, fields: list[str]
-    ) -> str:
-        """Record a verification; returns once its row is committed (group commit)."""
-        use_id = new_id("ver")
-        await self._pg.submit(
-            NewUse(use_id, cert, "verification", unit_id, None, matter, result, fields)
+        use = self._use(scan, None, "valid", sorted(claims))
+        scan.outcome = Verification(
+            use.use_id, cert, cert_type, scan.unit, matter, claims, withheld
         )
-        return use_id
+        return use
+
+    @staticmethod
+    def _use(
+        scan: _CounterScan,
+        outcome: BaseException | None,
+        result: str,
+        fields: list[str],
+    ) -> NewUse:
+        """The scan's use-log row; ``outcome`` (an error, or the verification) is the
+        answer once the row is committed."""
+        assert scan.cert is not None and scan.matter is not None
+        scan.outcome = outcome
+        return NewUse(
+            new_id("ver"), scan.cert, "verification", scan.unit, None, scan.matter.code,
+            result, fields,
+        )  # fmt: skip
 
     # the batched round trips of the counter ----------------------------------------------
+
+    async def _pg_round(self, entries: list[_CounterScan | tuple[NewUse, _CounterScan]]) -> None:
+        """One statement: the lookups of the scans waiting now and the use-log rows
+        waiting now. A logged scan is answered once its row is committed; a looked-up
+        scan is answered, logged, or handed to the consume stage."""
+        items: list[Scan | NewUse] = [
+            e.lookup if isinstance(e, _CounterScan) else e[0] for e in entries
+        ]
+        try:
+            if self._pg_conn is None:
+                self._pg_conn = await self.pool.acquire()
+            results = await self._pg_batch(items, self._pg_conn)
+        except Exception as exc:  # the pool or the connection: every item fails
+            results = [exc] * len(items)
+            await self._release_pg()  # the pool replaces a connection that broke
+        except BaseException:  # cancelled (loop shutdown): never keep the connection
+            await self._release_pg()
+            raise
+        logs: list[tuple[NewUse, _CounterScan]] = []
+        consume: list[_CounterScan] = []
+        for entry, result in zip(entries, results, strict=True):
+            if not isinstance(entry, _CounterScan):
+                entry[1].answer(result if isinstance(result, BaseException) else entry[1].outcome)
+                continue
+            step = (
+                result if isinstance(result, BaseException) else self._after_lookup(entry, *result)
+            )
+            if step is None:
+                consume.append(entry)
+            elif isinstance(step, NewUse):
+                logs.append((step, entry))
+            else:
+                entry.answer(step)
+        self._consumes.add(consume)
+        self._statements.add(logs)
+
+    async def _release_pg(self) -> None:
+        conn, self._pg_conn = self._pg_conn, None
+        if conn is not None:
+            await self.pool.release(conn)
+
+    async def _redis_round(self, scans: list[_CounterScan]) -> None:
+        """One script call: the cti consumes of the scans waiting now."""
+        try:
+            consumed = await self._consume_batch([self._cti(s) for s in scans])
+        except Exception as exc:
+            consumed = [exc] * len(scans)
+        logs: list[tuple[NewUse, _CounterScan]] = []
+        for scan, ok in zip(scans, consumed, strict=True):
+            step = ok if isinstance(ok, BaseException) else self._after_consume(scan, ok)
+            if isinstance(step, NewUse):
+                logs.append((step, scan))
+            else:
+                scan.answer(step)
+        self._statements.add(logs)
+
+    def _cti(self, scan: _CounterScan) -> tuple[str, str, int]:
+        p = scan.p
+        assert p is not None
+        # Kept until the code could no longer pass the window check anyway.
+        exat = int(p.expires_at.timestamp()) + self.skew + 1
+        return f"{CTI_KEY}{p.kid.hex()}:{p.cti.hex()}", scan.unit, exat
 
     async def _consume_batch(self, items: list[tuple[str, str, int]]) -> list[bool | BaseException]:
         """One ``SET NX`` per scan, all run by one script call (``_CONSUME``): one command
@@ -416,19 +573,56 @@ class Presentations:
             return [_store_down() for _ in items]
         return [r == 1 for r in replies]
 
-    async def _pg_batch(self, items: list[Scan | NewUse]) -> list[Any]:
+    async def _run_consume(self, *, keys: list[str], args: list[str | int]) -> Any:
+        """``EVALSHA`` of ``_CONSUME`` (loaded on ``NOSCRIPT``) on a pooled connection kept
+        for the counter: redis-py's connection does the I/O and parses the reply; the
+        per-call work of its client (pool round, retry wrapper, argument encoding) is
+        skipped. A connection that failed is closed and handed back, never reused as is;
+        a lost connection is retried once on a new one, as the client's retry would."""
+        packed = _resp((b"EVALSHA", self._consume_sha, len(keys), *keys, *args))
+        async with self._consume_lock:
+            for attempt in (1, 2):
+                if self._consume_conn is None:
+                    self._consume_conn = await self.redis.connection_pool.get_connection()
+                conn = self._consume_conn
+                try:
+                    return await self._evalsha(conn, packed)
+                except ResponseError:
+                    raise  # the server answered: the connection is in step
+                except BaseException as exc:
+                    self._consume_conn = None
+                    await conn.disconnect(nowait=True)
+                    await self.redis.connection_pool.release(conn)
+                    if attempt == 2 or not isinstance(exc, RedisConnectionError):
+                        raise
+        raise AssertionError("unreachable")
+
+    async def _evalsha(self, conn: Any, packed: bytes) -> Any:
+        try:
+            await conn.send_packed_command(packed, check_health=False)
+            return await conn.read_response()
+        except NoScriptError:
+            await self.redis.script_load(_CONSUME)
+            await conn.send_packed_command(packed, check_health=False)
+            return await conn.read_response()
+
+    async def _pg_batch(
+        self, items: list[Scan | NewUse], conn: asyncpg.Connection | None = None
+    ) -> list[Any]:
         """Scans get (allowed, certificate or None); use-log rows get None once committed."""
+        if conn is None:
+            async with self.pool.acquire() as own:
+                return await self._pg_batch(items, own)
         scans = [i for i in items if not isinstance(i, NewUse)]
         uses = [i for i in items if isinstance(i, NewUse)]
-        async with self.pool.acquire() as conn:
-            try:
-                found = await self.repo.counter_round(conn, scans, uses)
-            except (asyncpg.PostgresError, asyncpg.DataError):
-                if len(items) == 1:
-                    raise
-                # One bad item fails the whole statement (and commits none of it): redo
-                # each alone, so each caller gets its own verdict and good rows are kept.
-                return [await self._pg_alone(conn, item) for item in items]
+        try:
+            found = await self.repo.counter_round(conn, scans, uses)
+        except (asyncpg.PostgresError, asyncpg.DataError):
+            if len(items) == 1:
+                raise
+            # One bad item fails the whole statement (and commits none of it): redo
+            # each alone, so each caller gets its own verdict and good rows are kept.
+            return [await self._pg_alone(conn, item) for item in items]
         it = iter(found)
         return [None if isinstance(i, NewUse) else next(it) for i in items]
 

@@ -48,7 +48,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -208,9 +208,14 @@ def _text(value: object, what: str) -> str:
     return value
 
 
+def _is_map(value: object) -> TypeGuard[Mapping[Any, Any]]:
+    # ``type is dict`` first: what cbor2 returns, without the slower ABC check.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _parse_status(value: object) -> StatusRef:
-    ref = value.get("status_list") if isinstance(value, Mapping) else None
-    if not isinstance(ref, Mapping):
+    ref = value.get("status_list") if _is_map(value) else None
+    if not _is_map(ref):
         raise QrMalformed("status claim has no status_list reference")
     idx, uri = ref.get("idx"), ref.get("uri")
     if type(idx) is not int or idx < 0:
@@ -222,7 +227,7 @@ def _parse_certificate(value: object) -> tuple[str, str, str, dict[str, str]]:
     if not isinstance(value, (list, tuple)) or len(value) not in (3, 4):
         raise QrMalformed("the certificate claim must be [type, name, id, extra?]")
     extra = value[3] if len(value) == 4 else {}
-    if not isinstance(extra, Mapping) or not all(
+    if not _is_map(extra) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in extra.items()
     ):
         raise QrMalformed("extra display claims must map text to text")
@@ -235,7 +240,7 @@ def _parse_certificate(value: object) -> tuple[str, str, str, dict[str, str]]:
 
 
 def _parse_claims(claims: object, kid: bytes) -> Presentation:
-    if not isinstance(claims, Mapping):
+    if not _is_map(claims):
         raise QrMalformed("the CWT claims set is not a map")
     cert_type, masked_name, masked_id, extra = _parse_certificate(claims.get(CLAIM_CERTIFICATE))
     cti = claims.get(CLAIM_CTI)

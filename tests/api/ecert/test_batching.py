@@ -1,6 +1,9 @@
 """The counter's batched round trips keep one verdict per scan: a bad row in a
 group-committed use-log insert fails only its own caller, one code twice in one
-Redis batch (one script call) is consumed once, and the grant is checked per scanner."""
+Redis batch (one script call) is consumed once, and the grant is checked per scanner.
+
+The rounds (``Presentations._rounds``) hand each statement and each script call a
+batch; these tests hand them batches directly."""
 
 from __future__ import annotations
 
@@ -38,9 +41,7 @@ async def test_a_bad_row_fails_only_its_own_use_log_insert(api: Api, world: Worl
     clerk = svc.tokens.verify_access(world.clerk_token).sub
     scan = (clerk, world.clerk_unit, cert.status_list_id, cert.status_idx)
     # Lookups share the statement with the inserts: they still get their answer.
-    results = await asyncio.gather(
-        *(p._pg.submit(i) for i in (good1, scan, bad, good2)), return_exceptions=True
-    )
+    results = await p._pg_batch([good1, scan, bad, good2])
     assert results[0] is None and results[3] is None
     assert isinstance(results[2], asyncpg.ForeignKeyViolationError)
     allowed, found = results[1]
@@ -61,10 +62,8 @@ async def test_one_code_twice_in_one_batch_is_consumed_once(api: Api) -> None:
     p = api.services.presentations
     key = f"{CTI_KEY}test:{secrets.token_hex(16)}"
     exat = int(time.time()) + 600
-    first, second, other = await asyncio.gather(
-        p._consumes.submit((key, "unit-a", exat)),
-        p._consumes.submit((key, "unit-b", exat)),
-        p._consumes.submit((key + "x", "unit-a", exat)),
+    first, second, other = await p._consume_batch(
+        [(key, "unit-a", exat), (key, "unit-b", exat), (key + "x", "unit-a", exat)]
     )
     assert (first, second, other) == (True, False, True)
     assert await api.services.redis.get(key) == b"unit-a"
@@ -76,19 +75,19 @@ async def test_grant_is_checked_per_scanner_within_one_batch(api: Api, world: Wo
     cert = await svc.certificates.own(world.citizen_sub, made["id"])
     clerk = svc.tokens.verify_access(world.clerk_token).sub
     ref = (cert.status_list_id, cert.status_idx)
-    (ok, c1), (denied, c2), (other_unit, _), (ok2, none) = await asyncio.gather(
-        svc.presentations._pg.submit((clerk, world.clerk_unit, *ref)),
-        svc.presentations._pg.submit((world.citizen_sub, world.clerk_unit, *ref)),
-        svc.presentations._pg.submit((clerk, world.unit_id, *ref)),
-        svc.presentations._pg.submit((clerk, world.clerk_unit, None, None)),
+    (ok, c1), (denied, c2), (other_unit, _), (ok2, none) = await svc.presentations._pg_batch(
+        [
+            (clerk, world.clerk_unit, *ref),
+            (world.citizen_sub, world.clerk_unit, *ref),
+            (clerk, world.unit_id, *ref),
+            (clerk, world.clerk_unit, None, None),
+        ]
     )
     assert ok and not denied and not other_unit and ok2
     assert c1 is not None and c1.id == cert.id and c2 is not None and none is None
     # A scan PostgreSQL refuses (NUL in text) fails alone, not its batch.
-    good, bad = await asyncio.gather(
-        svc.presentations._pg.submit((clerk, world.clerk_unit, *ref)),
-        svc.presentations._pg.submit((clerk, "unit\x00", *ref)),
-        return_exceptions=True,
+    good, bad = await svc.presentations._pg_batch(
+        [(clerk, world.clerk_unit, *ref), (clerk, "unit\x00", *ref)]
     )
     assert isinstance(bad, asyncpg.PostgresError) and good[0] and good[1].id == cert.id
 
@@ -106,6 +105,7 @@ async def test_concurrent_scans_of_many_codes_each_get_their_own_answer(
     )
     assert codes[5] == "qr-bad-encoding"
     assert codes[3] == 200  # the third code was scanned once
+    assert api.services.presentations._pg_conn is None  # handed back to the pool when idle
 
 
 async def test_a_unit_id_the_database_would_refuse_is_refused_before_the_scan(
@@ -163,3 +163,55 @@ async def test_a_redis_error_in_the_consume_script_fails_closed(
     assert resp.status_code == 503 and resp.json()["code"] == "dependency-unavailable"
     monkeypatch.undo()
     assert (await verify(api, world, text)).status_code == 200  # nothing was consumed
+
+
+async def test_one_round_keeps_each_scans_verdict_order_and_log(api: Api, world: World) -> None:
+    """Scans that share a round: refused ones (no role, unknown matter) consume nothing
+    and log nothing; of one code scanned twice one passes and one is a replay, both
+    logged before their answers."""
+    made = await issue(api, world)
+    texts = [(await qr(api, world, made["id"]))["qr_text"] for _ in range(3)]
+    twice, stranger, unknown = texts
+    refused = api.post(
+        "/api/v1/ecert/verify",
+        token=world.citizen_token,
+        json={"qr_text": stranger, "matter_code": "t-all", "unit_id": world.clerk_unit},
+    )
+    results = await asyncio.gather(
+        verify(api, world, twice),
+        verify(api, world, twice),
+        refused,
+        verify(api, world, unknown, matter="no-such-matter"),
+    )
+    codes = [r.status_code if r.status_code == 200 else r.json()["code"] for r in results]
+    assert sorted(codes[:2], key=str) == [200, "qr-replayed"], codes
+    assert codes[2:] == ["forbidden", "unknown-matter"], codes
+    uses = await api.get(f"/api/v1/ecert/wallet/{made['id']}/uses", token=world.citizen_token)
+    assert sorted(u["result"] for u in uses.json()["uses"]) == ["qr-replayed", "valid"]
+    for text in (stranger, unknown):  # neither refused scan used its code up
+        assert (await verify(api, world, text)).status_code == 200
+
+
+async def test_the_consume_script_is_loaded_again_after_a_script_flush(api: Api) -> None:
+    p = api.services.presentations
+    key = f"{CTI_KEY}test:{secrets.token_hex(16)}"
+    exat = int(time.time()) + 600
+    assert await p._consume_batch([(key, "unit-a", exat)]) == [True]
+    await api.services.redis.script_flush()  # e.g. a Redis restart: the cache is empty
+    assert await p._consume_batch([(key, "unit-b", exat), (key + "y", "unit-b", exat)]) == [
+        False,
+        True,
+    ]
+    assert await api.services.redis.get(key) == b"unit-a"
+
+
+async def test_a_lost_consume_connection_is_replaced(api: Api) -> None:
+    p = api.services.presentations
+    key = f"{CTI_KEY}test:{secrets.token_hex(16)}"
+    exat = int(time.time()) + 600
+    assert await p._consume_batch([(key, "unit-a", exat)]) == [True]
+    await api.services.redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    assert await p._consume_batch([(key, "unit-b", exat), (key + "z", "unit-b", exat)]) == [
+        False,
+        True,
+    ]

@@ -350,3 +350,32 @@ def test_signature_twin_verifies_so_replay_must_key_on_cti(issuer: Any, now: dat
     a = cwt.decode_and_verify(text, issuer.lookup(), now)
     b = cwt.decode_and_verify(twin, issuer.lookup(), now)
     assert a.cti == b.cti
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda raw: raw,  # our own encoding: the fast path
+        lambda raw: raw + b"\x00",  # trailing byte
+        lambda raw: raw[:-1],  # truncated signature
+        lambda raw: raw[:2] + b"\x58\x0d" + raw[3:],  # a protected header's length padded
+        lambda raw: b"\x84" + raw[2:],  # untagged
+        lambda raw: raw[:1] + b"\x9f" + raw[2:] + b"\xff",  # indefinite-length array
+    ],
+)
+def test_fast_envelope_reader_agrees_with_the_general_decoder(
+    issuer: Any, now: datetime, edit: Any
+) -> None:
+    from ecert.presentation import cose
+
+    ours = base45.decode(present(issuer, now)[len(cwt.PREFIX) :])
+    raw = edit(ours)
+    assert (cose._fast_sign1(raw) is not None) == (raw == ours)  # only our form is fast
+
+    def outcome(parse: Any) -> Any:
+        try:
+            return parse(raw)
+        except errors.QrMalformed as exc:
+            return type(exc)
+
+    assert outcome(cose.parse_sign1) == outcome(cose._general_sign1)
