@@ -2,7 +2,10 @@
 
 Each worker counts in memory and flushes once a second in one transaction
 (batched upserts), so the request path never waits for the database. A "use"
-is one citizen session that reached the app: ``(app, account, session)``.
+is one citizen session that reached the app: ``(app, account, session)``. A
+use never seen before is written within ``USE_DELAY`` (the new uses of that
+moment together), so a citizen who rates the app at once, whichever worker
+takes the rating, finds it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ log = logging.getLogger("superapp.miniapps.usage")
 
 BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500)  # and one above
 FLUSH_INTERVAL = 1.0
+USE_DELAY = 0.02
 
 
 class UsageRecorder:
@@ -32,6 +36,8 @@ class UsageRecorder:
         self._uses: set[tuple[str, str, str]] = set()
         self._seen: set[tuple[str, str, str]] = set()  # flushed uses, to skip repeats
         self._task: asyncio.Task[None] | None = None
+        self._soon: asyncio.TimerHandle | None = None  # the early flush of new uses
+        self._flushes: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
 
     def record(self, app_id: str, status: int, seconds: float) -> None:
@@ -46,8 +52,16 @@ class UsageRecorder:
 
     def use(self, app_id: str, account_id: str, session_id: str | None) -> None:
         key = (app_id, account_id, session_id or "-")
-        if key not in self._seen:
+        if key not in self._seen and key not in self._uses:
             self._uses.add(key)
+            if self._soon is None and self._task is not None:
+                self._soon = asyncio.get_running_loop().call_later(USE_DELAY, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._soon = None
+        task = asyncio.get_running_loop().create_task(self.flush())
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
 
     async def flush(self) -> None:
         async with self._lock:
@@ -80,6 +94,12 @@ class UsageRecorder:
             await self.flush()
 
     async def stop(self) -> None:
+        if self._soon is not None:
+            self._soon.cancel()
+            self._soon = None
+        for task in list(self._flushes):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -144,3 +144,24 @@ async def test_catalog_follows_gray_releases_per_citizen(
     resp = await api.get("/api/v1/catalog", params={"unit": unit.id})
     assert resp.headers["Cache-Control"] == "public, max-age=30"
     assert resp.headers["Vary"] == "Authorization"
+
+
+async def test_a_first_use_is_written_at_once_for_ratings_on_any_worker(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    app_id = await unit.live(echo_url)
+    who = await citizen(api)
+    usage = api.services.usage
+    usage.start()  # as a serving worker does (tests flush by hand otherwise)
+    try:
+        assert (await api.get(f"/m/{app_id}/x", token=who["token"])).status_code == 200
+        # Well within the once-a-second flush: another worker taking the rating finds it.
+        await asyncio.sleep(0.3)
+        found = await api.services.pool.fetchval(
+            "SELECT count(*) FROM miniapp_uses WHERE app_id = $1 AND account_id = $2",
+            app_id,
+            who["sub"],
+        )
+        assert found == 1
+    finally:
+        await usage.stop()
