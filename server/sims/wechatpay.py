@@ -245,9 +245,7 @@ class ConfirmHandler(runner.SimHandler):
             trade.trade_state = "PAYERROR"
         else:
             trade.trade_state, trade.success_time = "SUCCESS", trades.rfc3339(trades.now())
-            trade.transaction_id = "42000" + "".join(
-                secrets.choice("0123456789") for _ in range(23)
-            )
+            trade.transaction_id = f"42000{secrets.randbelow(10**23):023d}"
             state.notify(
                 trade.notify_url, "TRANSACTION.SUCCESS", "transaction", state.transaction(trade)
             )
