@@ -176,6 +176,7 @@ class _Connection(asyncio.Protocol):
         self.app = app
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
+        self.continued = False  # "100 Continue" sent for the request being read
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -221,7 +222,11 @@ class _Connection(asyncio.Protocol):
             return False
         start = end + 4
         if len(self.buffer) < start + int(length):
+            if headers.get("expect", "").lower() == "100-continue" and not self.continued:
+                self.continued = True  # curl waits for this before a body over 1 KB
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             return False
+        self.continued = False
         body = bytes(self.buffer[start : start + int(length)])
         del self.buffer[: start + int(length)]
         connection = headers.get("connection", "").lower()
