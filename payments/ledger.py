@@ -19,6 +19,7 @@ Accounts:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
@@ -106,8 +107,11 @@ class Ledger:
 
     async def ensure_accounts(self, conn: asyncpg.Connection, journals: list[Journal]) -> None:
         """Create the accounts the journals use that are not known to exist (rare: first use)."""
-        accounts = {p.account for j in journals for p in j.postings}
-        new = sorted(accounts - self._known_accounts)
+        await self.ensure_account_codes(conn, {p.account for j in journals for p in j.postings})
+
+    async def ensure_account_codes(self, conn: asyncpg.Connection, codes: Iterable[str]) -> None:
+        """Create the accounts not known to exist (rare: first use); kinds from the codes."""
+        new = sorted(set(codes) - self._known_accounts)
         if new:
             inserted = await conn.fetch(
                 """INSERT INTO ledger_accounts (code, kind)

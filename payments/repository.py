@@ -44,6 +44,78 @@ _REFUND = "SELECT * FROM pay_refunds WHERE id = $1"
 _REFUND_LOCKED = "SELECT * FROM pay_refunds WHERE id = $1 FOR UPDATE"
 
 
+def _iso(column: str) -> str:
+    """SQL text of ``domain.iso`` for a timestamptz: UTC, microseconds only if any, 'Z'."""
+    utc = f"({column} AT TIME ZONE 'UTC')"
+    return f"""CASE WHEN {column} IS NULL THEN NULL ELSE
+        to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS')
+        || CASE WHEN extract(microseconds FROM {utc})::bigint % 1000000 = 0 THEN ''
+                ELSE to_char({utc}, '.US') END || 'Z' END"""
+
+
+# Order.public() of the updated row ``u``.
+_ORDER_PUBLIC = f"""jsonb_build_object(
+    'id', u.id, 'merchant_id', u.merchant_id, 'out_trade_no', u.out_trade_no,
+    'status', u.status, 'amount_fen', u.amount_fen, 'currency', u.currency,
+    'subject', u.subject, 'notify_url', u.notify_url, 'payer', u.payer_sub,
+    'channel', u.channel, 'transaction_id', u.transaction_id,
+    'refunded_fen', u.refunded_fen, 'refunding_fen', u.refunding_fen,
+    'expires_at', {_iso("u.expires_at")}, 'paid_at', {_iso("u.paid_at")},
+    'closed_at', {_iso("u.closed_at")}, 'created_at', {_iso("u.created_at")})"""
+# The callback's common case, read and write in one statement. ``o`` reads the order; the
+# UPDATE re-checks status and updated_at on the row it locks (READ COMMITTED re-evaluates them
+# on a newer version), so an order changed meanwhile is left alone and nothing is written.
+# Journals as ledger.py posts them: the hold's void (only if it was paying), the payment.
+_CREDIT_OPEN_ORDER = f"""WITH o AS (
+        SELECT id, status, updated_at FROM pay_orders
+         WHERE id = $1 AND status IN ('created', 'paying') AND amount_fen = $5
+           AND EXISTS (SELECT 1 FROM ledger_accounts
+                        WHERE code = 'merchant_payable:' || pay_orders.merchant_id)
+           AND NOT EXISTS (SELECT 1 FROM pay_notifications
+                            WHERE channel = $2 AND notification_id = $6)),
+    u AS (
+        UPDATE pay_orders p SET status = 'paid', channel = $2, transaction_id = $3,
+               paid_at = $4, next_check_at = NULL, updated_at = now()
+          FROM o WHERE p.id = o.id AND p.status = o.status AND p.updated_at = o.updated_at
+        RETURNING p.*, o.status AS was),
+    j AS (
+        SELECT $7::text AS id, 'void:' || u.id AS key, 'void' AS kind, NULL::text AS channel,
+               NULL::text AS external_id, now() AS occurred_at
+          FROM u WHERE u.was = 'paying'
+        UNION ALL
+        SELECT $8::text, 'payment:' || $2 || ':' || $3, 'payment', $2, $3, $4 FROM u),
+    ledger_tx AS (
+        INSERT INTO ledger_transactions (id, idempotency_key, kind, order_id, channel,
+            external_id, amount_fen, occurred_at)
+        SELECT j.id, j.key, j.kind, u.id, j.channel, j.external_id, u.amount_fen, j.occurred_at
+          FROM j CROSS JOIN u
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id, kind),
+    ledger_en AS (
+        INSERT INTO ledger_entries (transaction_id, account_code, amount_fen)
+        SELECT t.id, e.account, e.amount
+          FROM ledger_tx t CROSS JOIN u CROSS JOIN LATERAL (VALUES
+               ('void', 'pending_payable:' || u.merchant_id, u.amount_fen),
+               ('void', 'pending_clearing', -u.amount_fen),
+               ('payment', 'channel_clearing:' || $2, u.amount_fen),
+               ('payment', 'merchant_payable:' || u.merchant_id, -u.amount_fen))
+               AS e(kind, account, amount)
+         WHERE e.kind = t.kind),
+    n AS (
+        INSERT INTO pay_notifications (channel, notification_id, kind, order_id, outcome)
+        SELECT $2, $6, 'payment', u.id, 'credited' FROM u),
+    ev AS (
+        INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
+        SELECT $9, u.merchant_id, 'payment.succeeded', u.id,
+               COALESCE(u.notify_url, m.webhook_url),
+               jsonb_build_object('id', $9::text, 'type', 'payment.succeeded',
+                                  'created_at', $10::text,
+                                  'data', jsonb_build_object('order', {_ORDER_PUBLIC}))
+          FROM u LEFT JOIN pay_merchants m ON m.client_id = u.merchant_id
+         WHERE COALESCE(u.notify_url, m.webhook_url) IS NOT NULL)
+    SELECT EXISTS (SELECT 1 FROM u)"""  # noqa: S608 - fixed text
+
+
 def _order(r: asyncpg.Record) -> Order:
     return Order(
         id=r["id"],
@@ -498,58 +570,42 @@ class PaymentsRepository:
             json.dumps(payload, ensure_ascii=False),
         )
 
-    async def credit_if_unchanged(
+    async def credit_open_order(
         self,
         conn: asyncpg.Connection,
-        seen: Order,
-        order: Order,
-        journals: list[Journal],
-        event_id: str,
-        payload: dict[str, Any],
         *,
-        note: tuple[str, str, str],
+        order_id: str,
+        channel: str,
+        transaction_id: str,
+        amount_fen: int,
+        paid_at: dt.datetime,
+        notification_id: str,
+        event_id: str,
+        event_created_at: str,
     ) -> bool:
-        """Optimistic one-statement credit (no explicit transaction): if the order is still as
-        ``seen`` (status, payer, updated_at) and the notification ``note`` (channel, id,
-        outcome) is new, the order becomes ``order`` (paid), ``journals`` are posted, the
-        notification is recorded and the event goes to the outbox, all or nothing.
+        """The common callback in one statement (no explicit transaction): if the order is
+        open, of this amount, its merchant's payable account exists and the notification is
+        new, the order becomes paid, the hold's void (if it was ``paying``) and the payment
+        are posted, the notification is recorded as credited and ``payment.succeeded`` (the
+        paid order as ``Order.public`` shows it) goes to the outbox, all or nothing.
 
-        False (nothing written) if the order changed or the notification was seen; a racing
+        False (nothing written) otherwise, or if the order changed while this ran; a racing
         first record of the same notification raises UniqueViolationError (nothing written).
+        The caller ensures the ``channel_clearing`` and ``pending_clearing`` accounts.
         """
-        ledger_ctes, ledger_args = Ledger.ctes(journals, 5, when="EXISTS (SELECT 1 FROM u)")
         return bool(
             await conn.fetchval(
-                f"""WITH u AS (
-                       UPDATE pay_orders SET status = 'paid', channel = $2, transaction_id = $3,
-                              paid_at = $4, next_check_at = NULL, updated_at = now()
-                        WHERE id = $1 AND status = $22 AND updated_at = $23
-                          AND payer_sub IS NOT DISTINCT FROM $24
-                          AND NOT EXISTS (SELECT 1 FROM pay_notifications
-                                           WHERE channel = $16 AND notification_id = $17)
-                       RETURNING merchant_id, notify_url),
-                   {ledger_ctes},
-                   n AS (INSERT INTO pay_notifications (channel, notification_id, kind,
-                             order_id, outcome)
-                         SELECT $16, $17, 'payment', $1, $18 FROM u),
-                   ev AS (INSERT INTO pay_events (id, merchant_id, type, order_id, url, payload)
-                          SELECT $19, u.merchant_id, $20, $1, COALESCE(u.notify_url, m.webhook_url),
-                                 $21::jsonb
-                            FROM u LEFT JOIN pay_merchants m ON m.client_id = u.merchant_id
-                           WHERE COALESCE(u.notify_url, m.webhook_url) IS NOT NULL)
-                   SELECT EXISTS (SELECT 1 FROM u)""",  # noqa: S608 - fixed text
-                order.id,
-                order.channel,
-                order.transaction_id,
-                order.paid_at,
-                *ledger_args,
-                *note,
+                _CREDIT_OPEN_ORDER,
+                order_id,
+                channel,
+                transaction_id,
+                paid_at,
+                amount_fen,
+                notification_id,
+                new_id("ltx"),
+                new_id("ltx"),
                 event_id,
-                payload["type"],
-                json.dumps(payload, ensure_ascii=False),
-                seen.status,
-                seen.updated_at,
-                seen.payer_sub,
+                event_created_at,
             )
         )
 

@@ -316,7 +316,15 @@ class PaymentService:
         )
         now = utcnow()
         async with self.pool.acquire() as conn:
-            await self.ledger.ensure_accounts(conn, [hold])
+            # With the hold's accounts, those the callback's one-statement credit needs.
+            await self.ledger.ensure_account_codes(
+                conn,
+                [
+                    *(p.account for p in hold.postings),
+                    f"merchant_payable:{order.merchant_id}",
+                    f"channel_clearing:{channel.name}",
+                ],
+            )
             updated = await self.repo.start_paying(
                 conn,
                 order_id,
@@ -552,28 +560,27 @@ class PaymentService:
     async def _credit_fast(
         self, channel_name: str, trade: ChannelTradeState, source_id: str
     ) -> bool:
-        """The common case in two round trips: read the order; if it is open and the amount
-        matches, credit it in one statement provided it has not changed meanwhile. False
+        """The common case in one round trip: an open order of this amount, a notification
+        not seen before, credited in one statement that reads and writes the order. False
         (nothing written) sends the caller to the locked path, which handles everything."""
+        assert trade.transaction_id
+        if trade.amount_fen is None:
+            return False
         async with self.pool.acquire() as conn:
-            seen = await self.repo.get_order(conn, trade.out_trade_no)
-            if (
-                seen is None
-                or seen.status not in OPEN_STATES
-                or seen.amount_fen != trade.amount_fen
-            ):
-                return False
-            paid, journals, event_id, payload = self._credit_parts(seen, channel_name, trade)
-            await self.ledger.ensure_accounts(conn, journals)
+            await self.ledger.ensure_account_codes(
+                conn, [f"channel_clearing:{channel_name}", "pending_clearing"]
+            )
             try:
-                return await self.repo.credit_if_unchanged(
+                return await self.repo.credit_open_order(
                     conn,
-                    seen,
-                    paid,
-                    journals,
-                    event_id,
-                    payload,
-                    note=(channel_name, source_id, "credited"),
+                    order_id=trade.out_trade_no,
+                    channel=channel_name,
+                    transaction_id=trade.transaction_id,
+                    amount_fen=trade.amount_fen,
+                    paid_at=trade.paid_at or utcnow(),
+                    notification_id=source_id,
+                    event_id=new_id("evt"),
+                    event_created_at=iso(utcnow()) or "",
                 )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != "pay_notifications_pkey":

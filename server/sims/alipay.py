@@ -22,8 +22,6 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-import tornado.web
-
 from payments.channels import alipay_bill
 from payments.channels import alipay_signing as signing
 from payments.channels import credentials as creds_mod
@@ -31,7 +29,7 @@ from payments.channels.credentials import AlipayPlatformCredentials
 from payments.channels.money import fen_to_yuan, yuan_to_fen
 from payments.errors import InvalidAmount
 from payments.ports import BillRow
-from server.sims import runner
+from server.sims import lean_http, runner
 from server.sims.delivery import CallbackDelivery, Faults
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -325,7 +323,7 @@ class BillFileHandler(runner.SimHandler):
     def get(self) -> None:
         data = self.state.bills.get(self.get_query_argument("fileId", ""))
         if data is None:
-            raise tornado.web.HTTPError(404)
+            raise lean_http.HTTPError(404)
         self.set_header("Content-Type", "application/zip")
         self.finish(data)
 
@@ -374,10 +372,10 @@ class TradesHandler(runner.SimHandler):
         )
 
 
-def make_app(config: SimConfig) -> tornado.web.Application:
+def make_app(config: SimConfig) -> lean_http.Application:
     state = State(config)
     deps = {"state": state}
-    app = tornado.web.Application(
+    app = lean_http.Application(
         [
             (r"/gateway.do", GatewayHandler, deps),
             (r"/downloadBillFile.resource", BillFileHandler, deps),

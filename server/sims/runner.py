@@ -14,14 +14,13 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import tornado.web
-
+from server.sims import lean_http
 from server.sims.delivery import CallbackDelivery, Faults
 
 DEFAULT_DIR = "var/sims"
 
 
-class SimHandler(tornado.web.RequestHandler):
+class SimHandler(lean_http.Handler):
     """JSON in, JSON out: the ``/sim/*`` control endpoints (not part of any channel's API)."""
 
     def initialize(self, state: Any) -> None:
@@ -33,7 +32,7 @@ class SimHandler(tornado.web.RequestHandler):
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise tornado.web.HTTPError(400, "body must be a JSON object")
+            raise lean_http.HTTPError(400, "body must be a JSON object")
         return data
 
     def reply(self, status: int, payload: dict[str, Any]) -> None:
@@ -56,14 +55,12 @@ def faults(options: dict[str, Any]) -> Faults:
     )
 
 
-async def run(
-    app: tornado.web.Application, host: str, port: int, delivery: CallbackDelivery
-) -> None:
-    server = app.listen(port, address=host)
+async def run(app: lean_http.Application, host: str, port: int, delivery: CallbackDelivery) -> None:
+    server = await app.listen(port, address=host)
     try:
         await asyncio.Event().wait()
     finally:
-        server.stop()
+        server.close()
         await delivery.close()
 
 

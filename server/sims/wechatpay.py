@@ -20,16 +20,14 @@ import json
 import secrets
 from typing import Any
 
-import tornado.web
-
 from payments.channels import credentials as creds_mod
 from payments.channels import wechatpay_bill
 from payments.channels import wechatpay_signing as signing
-from server.sims import runner
+from server.sims import lean_http, runner
 from server.sims import wechatpay_trades as trades
 
 
-class V3Handler(tornado.web.RequestHandler):
+class V3Handler(lean_http.Handler):
     """Verifies the merchant's signature on every request and signs every answer."""
 
     def initialize(self, state: trades.State) -> None:
@@ -247,9 +245,7 @@ class ConfirmHandler(runner.SimHandler):
             trade.trade_state = "PAYERROR"
         else:
             trade.trade_state, trade.success_time = "SUCCESS", trades.rfc3339(trades.now())
-            trade.transaction_id = "42000" + "".join(
-                secrets.choice("0123456789") for _ in range(23)
-            )
+            trade.transaction_id = f"42000{secrets.randbelow(10**23):023d}"
             state.notify(
                 trade.notify_url, "TRANSACTION.SUCCESS", "transaction", state.transaction(trade)
             )
@@ -269,11 +265,11 @@ class TradesHandler(runner.SimHandler):
         )
 
 
-def make_app(config: trades.SimConfig) -> tornado.web.Application:
+def make_app(config: trades.SimConfig) -> lean_http.Application:
     state = trades.State(config)
     deps = {"state": state}
     no = r"([A-Za-z0-9_\-|*@]+)"
-    app = tornado.web.Application(
+    app = lean_http.Application(
         [
             (r"/v3/pay/transactions/(app|jsapi)", CreateHandler, deps),
             (rf"/v3/pay/transactions/out-trade-no/{no}", QueryHandler, deps),
