@@ -388,8 +388,14 @@ def main() -> None:
         receiver = "http://127.0.0.1:9/bench-merchant"  # enqueued; delivery is not timed
 
         raw = asyncio.run(raw_insert_rate(db_url, a.orders * 5, a.concurrency))
-        # Warm-up (connections, JIT of the code paths), then the measured run.
-        asyncio.run(run_payments(url, sims, merchant, citizen, 40, 8, db_url, receiver))
+        # Warm-up, then the measured run. At the measured concurrency, so that every pooled
+        # connection of every worker has prepared its statements and PostgreSQL has moved
+        # them to generic plans (after five custom plans per connection): the steady state,
+        # not the first minute after a start.
+        warm = max(300, 10 * a.concurrency)
+        asyncio.run(
+            run_payments(url, sims, merchant, citizen, warm, a.concurrency, db_url, receiver)
+        )
         server_pid = procs[-1].pid
         before = cpu_by_part(tmp, server_pid)
         rate, client_cpu = asyncio.run(
