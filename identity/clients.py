@@ -161,22 +161,20 @@ class ClientRegistry:
             )
             if row is None or row["disabled_at"] is not None:
                 raise AssertionRefused("unknown client")
-            jti = None
-            for raw, until in (
-                (row["public_jwk"], None),
-                (row["previous_public_jwk"], row["previous_jwk_valid_until"]),
-            ):
-                if raw is None or (until is not None and until <= datetime.now(UTC)):
-                    continue
+            keys = [row["public_jwk"]] if row["public_jwk"] is not None else []
+            until = row["previous_jwk_valid_until"]
+            if row["previous_public_jwk"] is not None and until and until > datetime.now(UTC):
+                keys.append(row["previous_public_jwk"])  # within the overlap
+            if not keys:
+                raise AssertionRefused("no registered key")
+            for i, raw in enumerate(keys):
                 jwk = raw if isinstance(raw, dict) else json.loads(raw)
                 try:
                     jti = verify(assertion, jwk, client_id, audiences)
                     break
                 except AssertionRefused:
-                    if until is not None or row["previous_public_jwk"] is None:
+                    if i == len(keys) - 1:
                         raise  # the last key to try: its reason stands
-            if jti is None:
-                raise AssertionRefused("no usable key")
         except AssertionRefused as exc:
             log.info("client assertion refused", extra={"reason": str(exc)})
             raise InvalidClient("The client assertion was not accepted.") from None

@@ -92,6 +92,13 @@ class CircuitBreaker:
         if not self.allow():
             raise UpstreamCircuitOpen(retry_after=max(1, round(self.retry_after() + 0.5)))
 
+    def abandon(self) -> None:
+        """A request that ended without telling anything about the upstream (the client
+        left, or its body was refused): counts neither way; a half-open probe is freed so
+        that the next request may probe."""
+        if self._state == "half_open":
+            self._probe_started = None
+
     def record(self, status: int | None) -> None:
         """Record the outcome of a request by HTTP status (``None``: no answer)."""
         if is_failure(status):

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from miniapps.errors import RateLimiterUnavailable, TooManyRequests
+
+log = logging.getLogger("superapp.miniapps.ratelimit")
 
 # KEYS: bucket keys. ARGV: cost, then per key: emission interval (us), burst.
 # Returns {allowed 0/1, remaining (min over keys), retry_after_us, now_us}.
@@ -150,6 +153,7 @@ class RateLimiter:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop the queue belongs to
         self._args: dict[Limit, tuple[str, int]] = {}  # per limit: its script arguments
         self._drain: asyncio.Task[None] | None = None  # sends the queue, one batch at a time
+        self._scheduled = False  # a _flush is due in this tick
         self._conn: Any = None  # a connection of the client's pool, held for pipelining
         self._last_used = 0.0  # loop time of the last batch on it
         self.batches = 0  # pipelines sent, for tests and metrics
@@ -177,9 +181,12 @@ class RateLimiter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._loop is not loop:  # a queue left by a loop that stopped is dropped
+            # (a connection of a loop that stopped cannot be closed from this one)
             self._queue, self._loop, self._drain, self._conn = [], loop, None, None
-        if not self._queue:
+            self._scheduled = False
+        if not self._scheduled and (self._drain is None or self._drain.done()):
             # Runs after every callback already due in this tick: they join the batch.
+            self._scheduled = True
             loop.call_soon(self._flush)
         self._queue.append((tuple(args), future))
         allowed, remaining, retry_us, now_us = await future
@@ -191,6 +198,7 @@ class RateLimiter:
         )
 
     def _flush(self) -> None:
+        self._scheduled = False
         if self._drain is None or self._drain.done():
             self._drain = asyncio.get_running_loop().create_task(self._drain_queue())
 
@@ -221,6 +229,11 @@ class RateLimiter:
             for _, future in batch:
                 if not future.done():
                     future.set_exception(_unavailable("rate limit store unreachable", exc))
+        except Exception as exc:  # a bug, or an argument Redis cannot take: this batch only
+            log.exception("rate limit batch failed")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(_unavailable("rate limit check failed", exc))
         finally:  # cancelled on shutdown, or a bug: no caller may wait forever
             for _, future in batch:
                 if not future.done():
@@ -229,16 +242,18 @@ class RateLimiter:
     async def _pipeline(self, command: str, script: str, batch: list[_Pending]) -> list[Any]:
         """Write every call at once on the limiter's own connection, then read the replies
         in order; an error reply is returned in its place."""
+        if not hasattr(self._redis, "connection_pool"):
+            # Redis Cluster: redis-py's pipeline sends each call to its key's node.
+            pipe = self._redis.pipeline(transaction=False)
+            for args, _ in batch:
+                pipe.execute_command(command, script, *args)
+            return list(await pipe.execute(raise_on_error=False))
         conn = self._conn
         if conn is None:
             # Taken from the client's pool and kept: closing the client closes it too.
             conn = self._conn = await self._redis.connection_pool.get_connection()
-        head = b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
-            len(command),
-            command.encode(),
-            len(script),
-            script.encode(),
-        )
+        name, body = command.encode(), script.encode()
+        head = b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(name), name, len(body), body)
         packed = []
         for args, _ in batch:
             packed.append(b"*%d\r\n" % (len(args) + 2))

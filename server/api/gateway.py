@@ -146,6 +146,7 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
         self.request = request
         self.conn: Any = request.connection
         self._raw_app_id = app_id
+        self._raw_path = path
         self.request_id = ""
         self._started = time.perf_counter()
         self._status = 0  # the status answered to the citizen
@@ -217,15 +218,18 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
             try:
                 upstream_status = await self._proxy(adm, who)
             finally:
-                if upstream_status is None and (self._too_large or self._gone):
-                    adm.breaker.record(200)  # not the upstream's fault; releases a half-open probe
+                failed = self._upstream_failed()
+                if upstream_status is None and not failed and (self._too_large or self._gone):
+                    adm.breaker.abandon()  # says nothing about the upstream
+                    seen = 413 if self._too_large else 499
                 else:
                     adm.breaker.record(upstream_status)
-                self.svc.usage.record(app_id, upstream_status or 502, time.perf_counter() - t0)
+                    seen = upstream_status or 502
+                self.svc.usage.record(app_id, seen, time.perf_counter() - t0)
                 self.svc.usage.use(app_id, who.sub, who.sid)
         except _Refusal as r:
             body = errors.from_status(r.status, self.request_id, r.detail)
-            await self._refuse(body, r.headers, wait=r.status != 413)
+            await self._refuse(body, r.headers, wait=r.status not in (400, 413))
         except DomainError as e:
             retry = e.extra.get("retry_after")
             extra = {"Retry-After": str(int(retry))} if retry is not None else {}
@@ -239,6 +243,16 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
         finally:
             self._end_upstream()
             self._done()
+
+    def _upstream_failed(self) -> bool:
+        """Whether the upstream call itself ended in an error (not a cancellation)."""
+        task = self._upstream
+        return (
+            task is not None
+            and task.done()
+            and not task.cancelled()
+            and (task.exception() is not None)
+        )
 
     def _end_upstream(self) -> None:
         """Stop a request still going upstream; give back an answer never relayed (413)."""
@@ -263,12 +277,16 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
                 raise _Refusal(400, "Content-Length is not a number.")
             if int(length) > MAX_REQUEST_BODY:
                 raise _Refusal(413, f"The body may be at most {MAX_REQUEST_BODY} bytes.")
+        coding = headers.get("Transfer-Encoding")
+        if coding is not None and (coding.strip().lower() != "chunked" or length is not None):
+            raise _Refusal(400, "Only a chunked Transfer-Encoding, without Content-Length.")
         try:
             app_id = unquote_to_bytes(self._raw_app_id).decode()
+            rest = unquote_to_bytes(self._raw_path).decode()
         except UnicodeDecodeError:
-            raise _Refusal(400, "Invalid unicode in app_id") from None
-        if "\x00" in app_id:
-            raise _Refusal(404)  # no id holds NUL (PostgreSQL text can't)
+            raise _Refusal(400, "The path is not valid UTF-8 once decoded.") from None
+        if "\x00" in app_id or "\x00" in rest:
+            raise _Refusal(404)  # no id holds NUL, nor is one passed on to an upstream
         if length not in (None, "0") or "Transfer-Encoding" in headers:
             self._feed = asyncio.Queue(maxsize=4)  # back-pressure: at most 4 chunks in flight
             if hasattr(self.conn, "set_max_body_size"):
@@ -296,11 +314,16 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
             response = await self._send(adm, None)
             await self._body_in()
         else:
+            feed = self._feed
             self._upstream = asyncio.ensure_future(self._send(adm, self._body_stream()))
+            # Once the upstream call ends (answered early, failed, cancelled) nothing reads
+            # the queue any more: empty it, which frees a put() Tornado may be blocked in.
+            self._upstream.add_done_callback(lambda _: _drain(feed))
             await self._body_in()
             if self._too_large:
                 raise _Refusal(413, f"The body may be at most {MAX_REQUEST_BODY} bytes.")
-            await self._feed.put(None)
+            if not self._upstream.done():
+                await feed.put(None)
             response = await self._upstream
         try:
             await self._relay(response)
@@ -362,7 +385,11 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
         if length is not None and length > MAX_RESPONSE_BODY:
             raise UpstreamResponseTooLarge(f"At most {MAX_RESPONSE_BODY} bytes.")
         status = response.status
-        drop = _RESPONSE_DROP | _NO_LENGTH if status == 204 or status < 200 else _RESPONSE_DROP
+        # No Content-Length on 1xx and 204, nor when the body is framed otherwise (an
+        # upstream that sent both it and a chunked Transfer-Encoding: the chunks decide).
+        drop = _RESPONSE_DROP if length is not None else _RESPONSE_DROP | _NO_LENGTH
+        if status == 204 or status < 200:
+            drop = _RESPONSE_DROP | _NO_LENGTH
         headers = HTTPHeaders()
         for name, value in response.headers.items():  # in order, duplicates kept
             if name.lower() not in drop:
@@ -372,6 +399,17 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
         chunks = response.iter_chunks()
         try:
             first = await anext(chunks, b"")
+            if length is None and self.request.version != "HTTP/1.1" and first:
+                # An HTTP/1.0 client gets no chunked framing: read the whole answer (within
+                # the cap) so that it goes out with its Content-Length.
+                parts, size = [first], len(first)
+                async for chunk in chunks:
+                    parts.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_RESPONSE_BODY:
+                        raise UpstreamResponseTooLarge(f"At most {MAX_RESPONSE_BODY} bytes.")
+                first = b"".join(parts)
+                headers["Content-Length"] = str(len(first))
         except UpstreamError:
             raise UpstreamTimeout("The mini-app service stopped answering.") from None
         start = ResponseStartLine("HTTP/1.1", status, response.reason or _reason(status))
@@ -395,9 +433,14 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
     # answers ---------------------------------------------------------------------------
 
     async def _refuse(self, body: dict[str, Any], extra: dict[str, str], wait: bool = True) -> None:
-        """Answer a problem once the request body is in (``wait``), unless the citizen left."""
+        """Answer a problem once the request body is in (``wait``), unless the citizen left.
+
+        A client that waits for ``100 Continue`` before sending its body is answered at
+        once (Tornado then sends no 100 and closes after the answer): it would otherwise
+        upload up to the cap only to be refused."""
+        expecting = self.request.headers.get("Expect", "").lower() == "100-continue"
         try:
-            if wait:
+            if wait and not expecting:
                 await self._body_in()
         except (_ClientGone, asyncio.CancelledError):
             self._status = 499
@@ -429,6 +472,11 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
         method = self.request.method or "-"
         self.svc.metrics.observe(method, TEMPLATE, self._status, elapsed)
         log_access(method, TEMPLATE, self._status, elapsed, self.request_id)
+
+
+def _drain(queue: asyncio.Queue[bytes | None]) -> None:
+    while not queue.empty():
+        queue.get_nowait()
 
 
 def _reason(status: int) -> str:

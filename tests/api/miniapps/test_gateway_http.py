@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -144,3 +145,96 @@ async def test_a_citizen_leaving_mid_body_ends_the_request_quietly(
     await asyncio.sleep(0.1)
     resp = await api.get(f"/m/{app_id}/after", token=token)  # no error logged, still serving
     assert resp.status_code == 200, resp.text
+
+
+async def _raw_upstream(handler: Any) -> tuple[asyncio.AbstractServer, str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+async def test_an_upstream_failing_mid_body_is_a_502_not_a_hang(api: Api, unit: Unit) -> None:
+    async def stalls_then_aborts(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")  # takes the head, never the body
+        await asyncio.sleep(1)
+        writer.transport.abort()
+
+    server, base = await _raw_upstream(stalls_then_aborts)
+    try:
+        app_id = await unit.live(base)
+        token = (await citizen(api))["token"]
+
+        async def body() -> Any:
+            for _ in range(120):  # 7.5 MiB in 64 KiB pieces (cap 8), more than buffers hold
+                yield b"x" * 65_536
+
+        resp = await asyncio.wait_for(
+            api.post(f"/m/{app_id}/upload", token=token, content=body()), timeout=20
+        )
+        assert resp.status_code == 502 and resp.json()["code"] == "upstream-unreachable"
+    finally:
+        server.close()
+
+
+async def test_framing_of_odd_upstream_answers_and_requests(api: Api, unit: Unit) -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                # Both framings at once (RFC 9112: the chunks decide), then plain chunked.
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\nTransfer-Encoding: chunked\r\n"
+                    b"\r\n5\r\nhello\r\n0\r\n\r\n"
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server, base = await _raw_upstream(chunked)
+    try:
+        app_id = await unit.live(base)
+        token = (await citizen(api))["token"]
+        auth = f"Authorization: Bearer {token}\r\n"
+        reader, writer = await _open(api)
+        try:
+            writer.write(f"GET /m/{app_id}/a HTTP/1.1\r\nHost: x\r\n{auth}\r\n".encode())
+            status, fields, body = await _answer(reader)
+            assert (status, body) == (200, b"hello") and "content-length" not in fields
+            # An HTTP/1.0 client that keeps the connection: the body with its length.
+            writer.write(
+                f"GET /m/{app_id}/b HTTP/1.0\r\nConnection: keep-alive\r\n{auth}\r\n".encode()
+            )
+            status, fields, body = await _answer(reader)
+            assert (status, body, fields["content-length"]) == (200, b"hello", "5")
+            # Transfer codings other than chunked, or with a length: a 400 problem.
+            writer.write(
+                f"POST /m/{app_id}/c HTTP/1.1\r\nHost: x\r\n{auth}"
+                "Transfer-Encoding: gzip\r\n\r\n".encode()
+            )
+            status, fields, body = await _answer(reader)
+            assert status == 400 and json.loads(body)["status"] == 400
+        finally:
+            writer.close()
+    finally:
+        server.close()
+
+
+async def test_refusals_come_before_100_continue_and_paths_are_checked(
+    api: Api, unit: Unit, echo_url: str
+) -> None:
+    app_id = await unit.live(echo_url)
+    token = (await citizen(api))["token"]
+    reader, writer = await _open(api)
+    try:  # not signed in, and waiting for 100 Continue: refused at once, nothing uploaded
+        writer.write(
+            f"POST /m/{app_id}/up HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
+        )
+        status, _, body = await asyncio.wait_for(_answer(reader), timeout=5)
+        assert status == 401 and json.loads(body)["code"] == "unauthorized"
+    finally:
+        writer.close()
+    # A NUL or bytes that are not UTF-8 in the rest of the path never reach the upstream.
+    assert (await api.get(f"/m/{app_id}/a%00b", token=token)).status_code == 404
+    assert (await api.get(f"/m/{app_id}/a%ffb", token=token)).status_code == 400

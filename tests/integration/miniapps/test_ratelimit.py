@@ -299,3 +299,20 @@ async def test_a_connection_closed_by_redis_while_idle_is_replaced(redis: Redis)
     with pytest.raises(RateLimiterUnavailable):
         await limiter.check("k", limit)
     assert (await limiter.check("k", limit)).remaining == 97
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+@pytest.mark.expect_error_logs
+async def test_a_check_redis_cannot_take_fails_alone(redis: Redis) -> None:
+    limiter = RateLimiter(redis, prefix=prefix())
+    limit = Limit(count=5, period=60)
+    bad = asyncio.ensure_future(limiter.check("\udc80", limit))  # no UTF-8 form
+    for _ in range(3):  # its batch is out, waiting for the limiter's first connection
+        await asyncio.sleep(0)
+    good = asyncio.ensure_future(limiter.check("ok", limit))  # queued meanwhile
+    with pytest.raises(RateLimiterUnavailable):
+        await bad
+    # The limiter keeps serving: the check queued meanwhile and later ones are answered.
+    assert (await asyncio.wait_for(good, 5)).allowed
+    assert (await asyncio.wait_for(limiter.check("ok", limit), 5)).allowed

@@ -131,3 +131,19 @@ def test_registry_keeps_one_breaker_per_upstream() -> None:
     assert registry.get("https://b.example:443").state == "closed"
     registry.forget("https://a.example:443")
     assert registry.get("https://a.example:443").state == "closed"
+
+
+def test_an_abandoned_request_counts_neither_way_and_frees_the_probe() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(clock=clock)
+    fail(breaker, 4)
+    assert breaker.allow()
+    breaker.abandon()  # the client left: no news about the upstream
+    breaker.record(503)
+    assert breaker.state == "open"  # the fifth failure in a row still ejects
+    clock.now += 30
+    assert breaker.allow()  # the probe ...
+    breaker.abandon()  # ... whose client left
+    assert breaker.state == "half_open"
+    assert breaker.allow()  # another request may probe at once
+    assert not breaker.allow()
