@@ -57,8 +57,11 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def cli_for(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m server.cli ARGS`` against the test's own database, Redis and keys."""
+def cli_for(
+    settings: Settings, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m server.cli ARGS`` against the test's own database, Redis and keys
+    (``extra``: more SUPERAPP_* settings)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERAPP_")}
     env.update(
         SUPERAPP_DATABASE_URL=settings.database_url or "",
@@ -67,6 +70,7 @@ def cli_for(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         SUPERAPP_DATA_DIR=str(settings.data_dir),
         SUPERAPP_PUBLIC_URL=settings.issuer,
         SUPERAPP_LOG_LEVEL="WARNING",
+        **(extra or {}),
     )
     return run_cli(env, *args)
 

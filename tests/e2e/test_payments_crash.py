@@ -28,17 +28,12 @@ import pytest
 from payments.channels.credentials import ensure_channel_credentials
 from tests.conftest import _with_database
 from tests.payments_support import BEIJING, ROOT
+from tests.support import free_port
 
 N_ORDERS = 40
 KILLS = 3
 PACE = 0.15  # seconds between the starts of two payments
 RETRIES: list[str] = []  # requests that hit a dead server and were sent again
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -59,7 +54,7 @@ class World:
 
     def __init__(self, tmp: Path, db_url: str, redis_url: str) -> None:
         self.tmp = tmp
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.sims: dict[str, str] = {}
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -85,7 +80,7 @@ class World:
         for name in ("wechatpay", "alipay"):
             data = self.tmp / "data" / "sims" / name
             ensure_channel_credentials(data)
-            port = _free_port()
+            port = free_port()
             cmd = [sys.executable, "-m", f"server.sims.{name}", "--port", str(port)]
             cmd += ["--data-dir", str(data), "--time-scale", "0.001", "--seed", "7"]
             cmd += ["--duplicate", "0.5", "--reorder", "0.3", "--timeout", "0.2"]

@@ -5,37 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
 from server.demo.payments import seed_payments
-from tests.payments_support import BEIJING, ROOT, Sims
-from tests.support import Api
+from tests.payments_support import BEIJING, Sims
+from tests.support import Api, cli_for
 
 
 def _cli(api: Api, sims: Sims, *args: str) -> subprocess.CompletedProcess[str]:
-    s = api.services.settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPERAPP_")}
-    env.update(
-        SUPERAPP_DATABASE_URL=s.database_url or "",
-        SUPERAPP_REDIS_URL=s.redis_url or "",
-        SUPERAPP_MASTER_KEY=s.master_key or "",
-        SUPERAPP_DATA_DIR=str(s.data_dir),
-        SUPERAPP_WECHATPAY_URL=sims.wechatpay,
-        SUPERAPP_ALIPAY_URL=sims.alipay,
-        SUPERAPP_LOG_LEVEL="WARNING",
-    )
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "server.cli", "payments", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    channels = {"SUPERAPP_WECHATPAY_URL": sims.wechatpay, "SUPERAPP_ALIPAY_URL": sims.alipay}
+    return cli_for(api.services.settings, "payments", *args, extra=channels)
 
 
 @pytest.mark.asyncio

@@ -35,22 +35,17 @@ from payments.errors import (
     ChannelTradeNotFound,
 )
 from payments.ports import ChannelNotification, ChannelOrder
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 BEIJING = dt.timezone(dt.timedelta(hours=8))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     data_dir = tmp_path_factory.mktemp("alipay-sim")
     ensure_channel_credentials(data_dir)
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "server.sims.alipay", "--port", str(port)]
     cmd += ["--data-dir", str(data_dir), "--time-scale", "0.0002"]
     proc = subprocess.Popen(cmd, cwd=ROOT)

@@ -38,20 +38,15 @@ from payments.errors import (
     ChannelTradeNotFound,
 )
 from payments.ports import ChannelNotification, ChannelOrder
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _simulator(data_dir: Path, *options: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "server.sims.wechatpay", "--port", str(port)]
     cmd += ["--data-dir", str(data_dir), "--time-scale", "0.001", *options]
     proc = subprocess.Popen(cmd, cwd=ROOT)
