@@ -79,8 +79,9 @@ _HOP = frozenset(
 )  # fmt: skip
 _RESPONSE_DROP = frozenset(("connection", "keep-alive", "transfer-encoding", "trailer", "upgrade",
                             "proxy-authenticate", "server", "date", "x-request-id"))  # fmt: skip
-# RFC 9110 sections 6.4.1, 15.3.5: no body and no Content-Length on 1xx and 204.
-_NO_LENGTH = frozenset(("content-length",))
+# Also without Content-Length: 1xx and 204 (RFC 9110 sections 6.4.1, 15.3.5), and an
+# answer framed otherwise (chunked, or ended by the close).
+_RESPONSE_DROP_LENGTH = _RESPONSE_DROP | {"content-length"}
 
 # RFC 3986 pchar plus "/" and "%" (escapes the client sent stay as sent).
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
@@ -96,7 +97,12 @@ def upstream_path(raw_path: str) -> str:
     ``..%2f``), is refused: it could climb above the app's upstream base path.
     """
     rest = raw_path.split("/", 3)[3] if raw_path.count("/") >= 3 else ""
-    if any(part in (".", "..") for part in _SEPARATORS.split(unquote(rest))):
+    return _forwarded(rest, unquote(rest))
+
+
+def _forwarded(rest: str, decoded: str) -> str:
+    """``rest`` (as sent) for the upstream, given its percent-decoded form."""
+    if any(part in (".", "..") for part in _SEPARATORS.split(decoded)):
         raise InvalidGatewayPath("Dot segments ('.' and '..') are not forwarded.")
     return quote(rest, safe=_PATH_SAFE)
 
@@ -205,7 +211,6 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
     # the request -----------------------------------------------------------------------
 
     async def _run(self) -> None:
-        adm: Admission | None = None
         upstream_status: int | None = None
         try:
             try:
@@ -292,7 +297,7 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
             if hasattr(self.conn, "set_max_body_size"):
                 # Past twice the cap the connection is dropped; up to it we answer 413.
                 self.conn.set_max_body_size(MAX_REQUEST_BODY * 2 + 1)
-        self._path = upstream_path(request.path)
+        self._path = _forwarded(self._raw_path, rest)  # the route's group: the raw rest
         who = bearer_principal(self.svc, headers)
         if who is None or who.kind != "user":
             raise Unauthorized("Sign in first: send an access token as a Bearer token.")
@@ -385,11 +390,9 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
         if length is not None and length > MAX_RESPONSE_BODY:
             raise UpstreamResponseTooLarge(f"At most {MAX_RESPONSE_BODY} bytes.")
         status = response.status
-        # No Content-Length on 1xx and 204, nor when the body is framed otherwise (an
-        # upstream that sent both it and a chunked Transfer-Encoding: the chunks decide).
-        drop = _RESPONSE_DROP if length is not None else _RESPONSE_DROP | _NO_LENGTH
-        if status == 204 or status < 200:
-            drop = _RESPONSE_DROP | _NO_LENGTH
+        # An upstream that sent both Content-Length and chunked framing: the chunks decide.
+        no_length = length is None or status == 204 or status < 200
+        drop = _RESPONSE_DROP_LENGTH if no_length else _RESPONSE_DROP
         headers = HTTPHeaders()
         for name, value in response.headers.items():  # in order, duplicates kept
             if name.lower() not in drop:
