@@ -10,6 +10,7 @@ import tornado.web
 from server.api import ecert, gateway, identity, miniapps, oauth, ops, payments, verification
 from server.bootstrap import Services
 from server.http import NotFoundHandler, Route, log_access
+from server.lean import LeanHandler, LeanTarget
 from server.openapi import build_spec
 
 ROUTES: list[Route] = [
@@ -42,7 +43,8 @@ class _Application(tornado.web.Application):
 
     A route whose handler class names a ``delegate`` (the gateway's ``/m/`` prefix,
     tried first) is served by that ``HTTPMessageDelegate`` directly, with no
-    ``RequestHandler`` (see ``server/api/gateway.py``)."""
+    ``RequestHandler`` (see ``server/api/gateway.py``); so is a ``LeanHandler`` route,
+    whose rule's target is a ``LeanTarget`` (see ``server/lean.py``)."""
 
     def __init__(
         self,
@@ -78,6 +80,8 @@ class _Application(tornado.web.Application):
                 return delegate(self._svc, request, **match.groupdict())
         spec = self._exact.get(request.path)
         if spec is not None:
+            if isinstance(spec.target, LeanTarget):
+                return spec.target.find_handler(request)
             return self.get_handler_delegate(request, spec.handler_class, spec.kwargs)
         return super().find_handler(request, **kwargs)
 
@@ -92,7 +96,9 @@ def make_app(
     first = [r for r in routes if getattr(r.handler, "route_first", False)]
     ordered = first + [r for r in routes if r not in first]
     specs = [
-        tornado.web.url(r.pattern, r.handler, {"svc": svc, "template": r.template, **r.kwargs})
+        tornado.web.url(r.pattern, LeanTarget(r.handler, svc, r.template))
+        if issubclass(r.handler, LeanHandler)
+        else tornado.web.url(r.pattern, r.handler, {"svc": svc, "template": r.template, **r.kwargs})
         for r in ordered
     ]
     return _Application(

@@ -36,7 +36,7 @@ class Route:
     """A route by its OpenAPI path template (``/api/v1/x/{id}``)."""
 
     template: str
-    handler: type[tornado.web.RequestHandler]
+    handler: type[Any]  # a BaseHandler, or a server.lean.LeanHandler
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -52,7 +52,7 @@ class Route:
         return re.sub(r"\{([a-z_]+):path\}", r"{\1}", self.template)
 
 
-def route(template: str, handler: type[tornado.web.RequestHandler], **kwargs: Any) -> Route:
+def route(template: str, handler: type[Any], **kwargs: Any) -> Route:
     return Route(template, handler, kwargs)
 
 
@@ -76,6 +76,22 @@ def bearer_principal(svc: Services, headers: tornado.httputil.HTTPHeaders) -> Pr
     return None
 
 
+_date_cache: tuple[int, str] = (0, "")
+
+
+def http_date() -> str:
+    """The ``Date`` field, formatted once a second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, tornado.httputil.format_timestamp(now))
+    return _date_cache[1]
+
+
+def reason(status: int) -> str:
+    return tornado.httputil.responses.get(status, "Unknown")
+
+
 def log_access(method: str, route: str, status: int, seconds: float, request_id: str) -> None:
     if access_log.isEnabledFor(logging.INFO):
         access_log.info(
@@ -90,62 +106,33 @@ def log_access(method: str, route: str, status: int, seconds: float, request_id:
         )
 
 
-@tornado.web.stream_request_body
-class BaseHandler(tornado.web.RequestHandler):
-    """Every handler's base. Handlers stay thin: parse, call one service, serialise."""
+def implemented_methods(cls: type) -> list[str]:
+    """The HTTP methods a handler class (``BaseHandler`` or ``LeanHandler``) serves."""
+    return [
+        m
+        for m in _METHODS
+        if getattr(cls, m.lower(), None)
+        not in (None, getattr(tornado.web.RequestHandler, m.lower()))
+    ] or ["GET"]
 
-    #: OpenAPI operations by lower-case method, read by ``server/openapi.py``.
-    openapi: dict[str, dict[str, Any]] = {}
-    #: Largest body this route accepts (defaults to ``SUPERAPP_MAX_BODY_BYTES``).
-    max_body: int | None = None
 
-    def initialize(self, svc: Services, template: str = "", **_: Any) -> None:
-        self.svc = svc
-        self.template = template or "unmatched"
-        self.request_id = ""
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._too_large = False
-        self._principal: Principal | None = None
-        self._started = time.perf_counter()
+class RequestHelpers:
+    """What a handler reads from a request and how it answers JSON, shared by
+    ``BaseHandler`` (a Tornado ``RequestHandler``) and ``server.lean.LeanHandler``
+    (served straight on the connection). Both provide ``svc``, ``request``,
+    ``body()``, ``get_query_argument``, ``set_status``, ``set_header`` and ``finish``."""
 
-    # request id, size cap, authentication ---------------------------------------------
+    svc: Services
+    request: tornado.httputil.HTTPServerRequest
+    _principal: Principal | None = None
 
-    def prepare(self) -> Awaitable[None] | None:
-        self.request_id = request_id_from(self.request.headers)
-        self.set_header("X-Request-Id", self.request_id)
-        cap = self._cap
-        length = self.request.headers.get("Content-Length")
-        if length is not None:
-            if not (length.isascii() and length.isdigit()):
-                raise tornado.web.HTTPError(400, "Content-Length is not a number.")
-            if int(length) > cap:
-                raise tornado.web.HTTPError(413, f"The body may be at most {cap} bytes.")
-        if any("\x00" in v for v in self.path_kwargs.values() if v):
-            raise tornado.web.HTTPError(404)  # no id or name holds NUL (PostgreSQL text can't)
-        if self.request.method in ("POST", "PUT", "PATCH") and hasattr(
-            self.request.connection, "set_max_body_size"
-        ):
-            # Past twice the cap the connection is dropped; up to it we answer 413.
-            self.request.connection.set_max_body_size(cap * 2 + 1)
-        return None
+    if TYPE_CHECKING:
 
-    @property
-    def _cap(self) -> int:
-        return self.max_body or self.svc.settings.max_body_bytes
-
-    def data_received(self, chunk: bytes) -> None:
-        self._size += len(chunk)
-        if self._size > self._cap:
-            self._too_large = True
-            self._chunks.clear()
-        elif not self._too_large:
-            self._chunks.append(chunk)
-
-    def body(self) -> bytes:
-        if self._too_large:
-            raise tornado.web.HTTPError(413, f"The body may be at most {self._cap} bytes.")
-        return b"".join(self._chunks)
+        def body(self) -> bytes: ...
+        def get_query_argument(self, name: str, default: Any = None, strip: bool = True) -> Any: ...
+        def set_status(self, status_code: int, reason: str | None = None) -> None: ...
+        def set_header(self, name: str, value: Any) -> None: ...
+        def finish(self, chunk: Any = None) -> Any: ...
 
     @property
     def principal(self) -> Principal | None:
@@ -173,8 +160,6 @@ class BaseHandler(tornado.web.RequestHandler):
     @property
     def client_ip(self) -> str:
         return self.request.remote_ip or ""
-
-    # JSON -------------------------------------------------------------------------------
 
     def json_body(self, *, required: bool = True) -> dict[str, Any]:
         raw = self.body()
@@ -225,9 +210,69 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", cache)
         self.finish(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
 
+
+@tornado.web.stream_request_body
+class BaseHandler(RequestHelpers, tornado.web.RequestHandler):
+    """Every handler's base. Handlers stay thin: parse, call one service, serialise."""
+
+    #: OpenAPI operations by lower-case method, read by ``server/openapi.py``.
+    openapi: dict[str, dict[str, Any]] = {}
+    #: Largest body this route accepts (defaults to ``SUPERAPP_MAX_BODY_BYTES``).
+    max_body: int | None = None
+
+    def initialize(self, svc: Services, template: str = "", **_: Any) -> None:
+        self.svc = svc
+        self.template = template or "unmatched"
+        self.request_id = ""
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._too_large = False
+        self._principal = None
+        self._started = time.perf_counter()
+
+    # request id, size cap ---------------------------------------------------------------
+
+    def prepare(self) -> Awaitable[None] | None:
+        self.request_id = request_id_from(self.request.headers)
+        self.set_header("X-Request-Id", self.request_id)
+        cap = self._cap
+        length = self.request.headers.get("Content-Length")
+        if length is not None:
+            if not (length.isascii() and length.isdigit()):
+                raise tornado.web.HTTPError(400, "Content-Length is not a number.")
+            if int(length) > cap:
+                raise tornado.web.HTTPError(413, f"The body may be at most {cap} bytes.")
+        if any("\x00" in v for v in self.path_kwargs.values() if v):
+            raise tornado.web.HTTPError(404)  # no id or name holds NUL (PostgreSQL text can't)
+        if self.request.method in ("POST", "PUT", "PATCH") and hasattr(
+            self.request.connection, "set_max_body_size"
+        ):
+            # Past twice the cap the connection is dropped; up to it we answer 413.
+            self.request.connection.set_max_body_size(cap * 2 + 1)
+        return None
+
+    @property
+    def _cap(self) -> int:
+        return self.max_body or self.svc.settings.max_body_bytes
+
+    def data_received(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._cap:
+            self._too_large = True
+            self._chunks.clear()
+        elif not self._too_large:
+            self._chunks.append(chunk)
+
+    def body(self) -> bytes:
+        if self._too_large:
+            raise tornado.web.HTTPError(413, f"The body may be at most {self._cap} bytes.")
+        return b"".join(self._chunks)
+
     # errors ------------------------------------------------------------------------------
 
     def _handle_request_exception(self, e: BaseException) -> None:
+        if not self.request_id:  # failed before prepare (a path that is not UTF-8)
+            self.request_id = request_id_from(self.request.headers)
         if isinstance(e, DomainError):
             if self._finished:
                 return
@@ -262,12 +307,7 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(body, ensure_ascii=False))
 
     def allowed_methods(self) -> list[str]:
-        cls = type(self)
-        return [
-            m
-            for m in _METHODS
-            if getattr(cls, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())
-        ] or ["GET"]
+        return implemented_methods(type(self))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, tornado.web.HTTPError) and value.status_code < 500:

@@ -13,6 +13,7 @@ from ecert.domain import PROFILES, Certificate, CertType
 from ecert.presentation.qr import render_png, render_svg
 from identity.errors import NotFound
 from server.http import BaseHandler, route
+from server.lean import LeanHandler
 from server.openapi import ANY_OBJ, BOOL, NULLABLE_STR, STR, arr, obj, op
 
 TAG = "ecert"
@@ -279,7 +280,9 @@ class QrImageHandler(BaseHandler):
             self.finish(render_svg(text).svg)
 
 
-class VerifyHandler(BaseHandler):
+class VerifyHandler(LeanHandler):
+    """The counter's scan: the busiest route, served without a RequestHandler."""
+
     openapi = {
         "post": op(
             "Verify a scanned QR code at the counter (counter-staff); each code works once",

@@ -50,8 +50,10 @@ from server import errors
 from server.http import (
     BaseHandler,
     bearer_principal,
+    http_date,
     log_access,
     new_request_id,
+    reason,
     request_id_from,
     route,
 )
@@ -105,18 +107,6 @@ def _forwarded(rest: str, decoded: str) -> str:
     if any(part in (".", "..") for part in _SEPARATORS.split(decoded)):
         raise InvalidGatewayPath("Dot segments ('.' and '..') are not forwarded.")
     return quote(rest, safe=_PATH_SAFE)
-
-
-_date_cache: tuple[int, str] = (0, "")
-
-
-def _http_date() -> str:
-    """The ``Date`` field, formatted once a second."""
-    global _date_cache
-    now = int(time.time())
-    if _date_cache[0] != now:
-        _date_cache = (now, tornado.httputil.format_timestamp(now))
-    return _date_cache[1]
 
 
 class _Refusal(Exception):
@@ -397,7 +387,7 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
         for name, value in response.headers.items():  # in order, duplicates kept
             if name.lower() not in drop:
                 headers.add(name, value)
-        headers["Date"] = _http_date()
+        headers["Date"] = http_date()
         headers["X-Request-Id"] = self.request_id
         chunks = response.iter_chunks()
         try:
@@ -415,7 +405,7 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
                 headers["Content-Length"] = str(len(first))
         except UpstreamError:
             raise UpstreamTimeout("The mini-app service stopped answering.") from None
-        start = ResponseStartLine("HTTP/1.1", status, response.reason or _reason(status))
+        start = ResponseStartLine("HTTP/1.1", status, response.reason or reason(status))
         self._status, self._headers_sent = status, True
         self.conn.write_headers(start, headers, first or None)
         sent = len(first)
@@ -461,12 +451,12 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
                 "Content-Type": "application/problem+json",
                 "Cache-Control": "no-store",
                 "Content-Length": str(len(data)),
-                "Date": _http_date(),
+                "Date": http_date(),
                 "X-Request-Id": self.request_id or new_request_id(),
                 **extra,
             }
         )
-        start = ResponseStartLine("HTTP/1.1", body["status"], _reason(body["status"]))
+        start = ResponseStartLine("HTTP/1.1", body["status"], reason(body["status"]))
         self.conn.write_headers(start, headers, None if self.request.method == "HEAD" else data)
         self.conn.finish()
 
@@ -480,10 +470,6 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
 def _drain(queue: asyncio.Queue[bytes | None]) -> None:
     while not queue.empty():
         queue.get_nowait()
-
-
-def _reason(status: int) -> str:
-    return tornado.httputil.responses.get(status, "Unknown")
 
 
 def _proxy_op(method: str) -> dict[str, Any]:
