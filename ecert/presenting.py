@@ -8,10 +8,23 @@ certificate that is valid now and whose stored issuer signature verifies.
 
 Verification order: counter role -> matter code -> Base45/COSE/signature/
 window (``decode_and_verify``) -> the certificate named by the status
-reference -> one-time ``cti`` consumed atomically in Redis (``SET NX`` keyed
-on (kid, cti), never on the text: ECDSA signatures have a valid twin) ->
-certificate status. Every attempt that names a certificate goes to the use
-log, committed before the answer. Redis down fails closed with 503.
+reference -> one-time ``cti`` consumed atomically in Redis (keyed on (kid,
+cti), never on the text: ECDSA signatures have a valid twin) -> certificate
+status. Every attempt that names a certificate goes to the use log, committed
+before the answer. Redis down fails closed with 503.
+
+The signature check costs more than anything else in a scan (ECDSA P-256
+verification, about 74 us here), so a code the platform issued is recognised
+instead: at issuance the code's (kid, cti) key in Redis gets ``i:`` + the
+SHA-256 of its COSE_Sign1 bytes, and the consume script (``_CONSUME``) uses the
+code up only if the scanned message has that digest. Everything else in the
+code is still checked before (prefix, Base45, COSE structure, alg, kid, claims,
+time window). A scan that does not match (the record expired or was lost, the
+signature twin of an issued code, a tampered code), a code already used, and
+any code that fails another check, has its signature checked as before, and a
+bad signature is reported as ``qr-bad-signature`` whatever else is wrong; it
+uses nothing up. Offline verifiers (``ecert.presentation.offline``) always check
+the signature: they have no record.
 
 The scan's three round trips (grant + certificate in one SQL statement, the
 ``SET NX``, the use-log insert) are shared with the concurrent scans of this
@@ -29,6 +42,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -53,6 +67,7 @@ from ecert.errors import (
     CredentialInvalid,
     IssuerSignatureInvalid,
     PresentationError,
+    QrBadSignature,
     QrExpired,
     QrMalformed,
     QrNotYetValid,
@@ -63,11 +78,16 @@ from ecert.errors import (
 )
 from ecert.issuers import IssuerKeys
 from ecert.presentation.cwt import (
+    CTI_LENGTH,
     DEFAULT_SKEW_SECONDS,
     Presentation,
     StatusRef,
+    Unverified,
     decode_and_verify,
-    encode_presentation,
+    decode_unverified,
+    message_digest,
+    sign_presentation,
+    to_text,
 )
 from ecert.presentation.keys import kid_bytes, kid_text, public_jwk, verify_credential
 from ecert.presentation.status_list import (
@@ -88,15 +108,33 @@ STATUS_LIST_TTL = 300  # seconds a verifier may cache a status list
 STATUS_LIST_LIFETIME = timedelta(days=1)
 IMAGE_KEY = "ecert:qrimg:"
 CTI_KEY = "ecert:cti:"
-# The one-time consume of a batch of scans: SET key unit NX EXAT exat for each KEYS[i]
-# (ARGV holds unit, exat pairs); 1 where this command set the key, 0 where it existed.
+# The one-time consume of a batch of scans. KEYS[i] is the code's (kid, cti) key; it holds
+# "i:<digest>" from the code's issuance until it is used, then "u:<unit>" (older values:
+# the unit alone). ARGV holds (unit, exat, issued) triples. ``issued`` empty: the scan's
+# signature was checked, so consume unless used. ``issued`` = "i:<digest of the scanned
+# message>": consume only if that is what we issued under this cti. Replies: 1 consumed,
+# 0 used already, 2 not consumed (no record, or another message under this cti): check
+# the signature and come back with ``issued`` empty.
 _CONSUME = """
 local out = {}
 for i, key in ipairs(KEYS) do
-  out[i] = redis.call('SET', key, ARGV[2 * i - 1], 'NX', 'EXAT', ARGV[2 * i]) and 1 or 0
+  local unit, exat, issued = ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]
+  local v = redis.call('GET', key)
+  local open = not v or string.sub(v, 1, 2) == 'i:'
+  if issued == '' then
+    out[i] = open and 1 or 0
+  elseif v == issued then
+    out[i] = 1
+  else
+    out[i] = open and 2 or 0
+  end
+  if out[i] == 1 then
+    redis.call('SET', key, 'u:' .. unit, 'EXAT', exat)
+  end
 end
 return out
 """
+CONSUMED, USED, UNCHECKED = 1, 0, 2
 
 
 @dataclass(frozen=True)
@@ -122,15 +160,18 @@ class _CounterScan:
     before any round trip, then what the round trips found."""
 
     __slots__ = (
-        "fut", "unit", "now", "p", "late", "fault", "early", "matter", "cert_type",
-        "type_fault", "lookup", "cert", "outcome",
+        "fut", "unit", "now", "p", "unchecked", "late", "fault", "early", "matter",
+        "cert_type", "type_fault", "lookup", "cert", "outcome",
     )  # fmt: skip
 
     def __init__(self, fut: asyncio.Future[Verification], unit: str, now: datetime) -> None:
         self.fut = fut
         self.unit = unit
         self.now = now
-        self.p: Presentation | None = None  # decoded, signature and window checked
+        self.p: Presentation | None = None  # decoded, window checked, signature: below
+        # Set while the signature is not checked yet: the Redis consume recognises a
+        # code we issued by its digest; anything else has its signature checked.
+        self.unchecked: Unverified | None = None
         self.late: Presentation | None = None  # signature checked, outside the window
         self.fault: PresentationError | None = None
         self.early: DomainError | None = None  # a matter or body error, after the role
@@ -180,6 +221,11 @@ def _resp(args: tuple[bytes | str | int, ...]) -> bytes:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
         out += (b"$%d\r\n" % len(data), data, b"\r\n")
     return b"".join(out)
+
+
+def _cti_key(kid: bytes, cti: bytes) -> str:
+    """The Redis key of a code's one-time ``cti``, under the key that signed it."""
+    return f"{CTI_KEY}{kid.hex()}:{cti.hex()}"
 
 
 def _store_down() -> DependencyUnavailable:
@@ -305,9 +351,10 @@ class Presentations:
             raise DependencyUnavailable("The platform presentation key is not an ES256 key.")
         standard = profile == "standard"
         expires_at = now + timedelta(seconds=self.qr_ttl)
-        text = encode_presentation(
+        kid, cti = kid_bytes(key.kid), os.urandom(CTI_LENGTH)
+        message = sign_presentation(
             key.private_key,
-            kid_bytes(key.kid),
+            kid,
             cert_type=cert.type_code,
             masked_name=name,
             masked_id=ident,
@@ -319,10 +366,22 @@ class Presentations:
             # as iss/sub, which the minimal profile cannot afford in a version-10 code.
             issuer=self.base_url if standard else None,
             subject=cert.id if standard else None,
+            cti=cti,
         )
+        text = to_text(message)
         token = secrets.token_urlsafe(18)
         try:
-            await self.redis.set(IMAGE_KEY + token, text, ex=self.qr_ttl + self.skew)
+            # The image's text, and the record of the issued code that lets the counter
+            # recognise it without an ECDSA verification (see ``_CONSUME``).
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(IMAGE_KEY + token, text, ex=self.qr_ttl + self.skew)
+                pipe.set(
+                    _cti_key(kid, cti),
+                    b"i:" + message_digest(message).hex().encode(),
+                    exat=self._cti_exat(int(expires_at.timestamp())),
+                    nx=True,
+                )
+                await pipe.execute()
         except (RedisError, OSError):
             raise DependencyUnavailable("The QR store is unavailable.", retry_after=5) from None
         return IssuedQr(text, datetime.fromtimestamp(int(expires_at.timestamp()), UTC), token)
@@ -408,7 +467,8 @@ class Presentations:
         scan = _CounterScan(asyncio.get_running_loop().create_future(), unit, now)
         if isinstance(qr_text, str) and qr_text:
             try:
-                scan.p = decode_and_verify(qr_text, self._platform_key, now, self.skew)
+                scan.unchecked = decode_unverified(qr_text, self._platform_key, now, self.skew)
+                scan.p = scan.unchecked.presentation
             except (QrExpired, QrNotYetValid) as exc:
                 # The signature checked; name the certificate so its holder sees the attempt.
                 scan.fault = exc
@@ -453,13 +513,26 @@ class Presentations:
                 return self._use(scan, scan.fault, scan.fault.code, [])
             return scan.fault
         if cert is None:
-            return QrMalformed("The presentation names no certificate we issued.")
+            return self._forged(scan) or QrMalformed(
+                "The presentation names no certificate we issued."
+            )
+        return None
+
+    @staticmethod
+    def _forged(scan: _CounterScan) -> QrBadSignature | None:
+        """Check the signature left unchecked: the error if it is bad, else None."""
+        unchecked, scan.unchecked = scan.unchecked, None
+        if unchecked is not None and not unchecked.signature_ok():
+            return QrBadSignature()
         return None
 
     def _after_consume(self, scan: _CounterScan, consumed: bool) -> NewUse | BaseException:
         cert, p, matter = scan.cert, scan.p, scan.matter
         assert cert is not None and p is not None and matter is not None
         if not consumed:
+            forged = self._forged(scan)  # a forgery is reported as one, not as a replay
+            if forged is not None:
+                return forged
             return self._use(scan, QrReplayed(), QrReplayed.code, [])
         error = status_error(cert, scan.now)
         if error is not None:
@@ -543,37 +616,60 @@ class Presentations:
         except Exception as exc:
             consumed = [exc] * len(scans)
         logs: list[tuple[NewUse, _CounterScan]] = []
-        for scan, ok in zip(scans, consumed, strict=True):
-            step = ok if isinstance(ok, BaseException) else self._after_consume(scan, ok)
+        again: list[_CounterScan] = []
+        for scan, reply in zip(scans, consumed, strict=True):
+            step: BaseException | NewUse | None
+            if isinstance(reply, BaseException):
+                step = reply
+            elif reply == UNCHECKED:
+                # Not a code we issued under this cti (or its record is gone): consumed
+                # only once its signature checks.
+                step = self._forged(scan)
+                if step is None:
+                    again.append(scan)
+                    continue
+            else:
+                step = self._after_consume(scan, reply == CONSUMED)
             if isinstance(step, NewUse):
                 logs.append((step, scan))
             else:
                 scan.answer(step)
         self._statements.add(logs)
+        self._consumes.add(again)
 
-    def _cti(self, scan: _CounterScan) -> tuple[str, str, int]:
+    def _cti_exat(self, expires: int) -> int:
+        # Kept until the code could no longer pass the window check anyway.
+        return expires + self.skew + 1
+
+    def _cti(self, scan: _CounterScan) -> tuple[str, str, int, bytes]:
         p = scan.p
         assert p is not None
-        # Kept until the code could no longer pass the window check anyway.
-        exat = int(p.expires_at.timestamp()) + self.skew + 1
-        return f"{CTI_KEY}{p.kid.hex()}:{p.cti.hex()}", scan.unit, exat
+        exat = self._cti_exat(int(p.expires_at.timestamp()))
+        unchecked = scan.unchecked
+        issued = b"" if unchecked is None else b"i:" + unchecked.digest.hex().encode()
+        return _cti_key(p.kid, p.cti), scan.unit, exat, issued
 
-    async def _consume_batch(self, items: list[tuple[str, str, int]]) -> list[bool | BaseException]:
-        """One ``SET NX`` per scan, all run by one script call (``_CONSUME``): one command
-        and one reply per batch. Each ``SET NX`` is its own consume (the script as a whole
-        is atomic too), so two scans of one code in a batch are two commands, one wins."""
-        args: list[str | int] = []
-        for _, unit, exat in items:
-            args += (unit, exat)
+    async def _consume_batch(
+        self, items: list[tuple[str, str, int, bytes]]
+    ) -> list[int | BaseException]:
+        """One consume per scan, all run by one script call (``_CONSUME``): one command
+        and one reply per batch. Each item is its own consume (the script as a whole is
+        atomic too), so two scans of one code in a batch are two commands, one wins.
+        Replies: ``CONSUMED``, ``USED`` or ``UNCHECKED``."""
+        args: list[str | int | bytes] = []
+        for _, unit, exat, issued in items:
+            args += (unit, exat, issued)
         try:
-            replies = await self._consume_script(keys=[key for key, _, _ in items], args=args)
+            replies = await self._consume_script(keys=[item[0] for item in items], args=args)
         except (RedisError, OSError):
             return [_store_down() for _ in items]
         if not isinstance(replies, list) or len(replies) != len(items):
             return [_store_down() for _ in items]
-        return [r == 1 for r in replies]
+        if any(r not in (CONSUMED, USED, UNCHECKED) for r in replies):
+            return [_store_down() for _ in items]
+        return [int(r) for r in replies]
 
-    async def _run_consume(self, *, keys: list[str], args: list[str | int]) -> Any:
+    async def _run_consume(self, *, keys: list[str], args: list[str | int | bytes]) -> Any:
         """``EVALSHA`` of ``_CONSUME`` (loaded on ``NOSCRIPT``) on a pooled connection kept
         for the counter: redis-py's connection does the I/O and parses the reply; the
         per-call work of its client (pool round, retry wrapper, argument encoding) is

@@ -44,6 +44,7 @@ characters. A 3-character masked name or a longer URI tips it into version
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ import cbor2
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ecert.errors import (
+    PresentationError,
     QrAlgNotAllowed,
     QrBadEncoding,
     QrBadPrefix,
@@ -124,6 +126,51 @@ def encode_presentation(
     cti: bytes | None = None,
 ) -> str:
     """Sign a presentation and return the QR text ``SZ1:<Base45>``."""
+    return to_text(
+        sign_presentation(
+            private_key,
+            kid,
+            cert_type=cert_type,
+            masked_name=masked_name,
+            masked_id=masked_id,
+            issued_at=issued_at,
+            expires_at=expires_at,
+            status=status,
+            extra=extra,
+            issuer=issuer,
+            subject=subject,
+            cti=cti,
+        )
+    )
+
+
+def to_text(message: bytes) -> str:
+    """The QR text of a signed COSE_Sign1 message."""
+    return PREFIX + base45.encode(message)
+
+
+def message_digest(message: bytes) -> bytes:
+    """SHA-256 of the COSE_Sign1 bytes: what a server that issued them may remember
+    (``Unverified.digest``)."""
+    return hashlib.sha256(message).digest()
+
+
+def sign_presentation(
+    private_key: ec.EllipticCurvePrivateKey,
+    kid: bytes,
+    *,
+    cert_type: str,
+    masked_name: str,
+    masked_id: str,
+    issued_at: datetime,
+    expires_at: datetime,
+    status: StatusRef | None = None,
+    extra: Mapping[str, str] | None = None,
+    issuer: str | None = None,
+    subject: str | None = None,
+    cti: bytes | None = None,
+) -> bytes:
+    """Sign a presentation; the COSE_Sign1 bytes (``to_text`` makes the QR text)."""
     if not kid:
         raise ValueError("kid must not be empty")
     if issued_at.tzinfo is None or expires_at.tzinfo is None:
@@ -145,7 +192,7 @@ def encode_presentation(
         certificate.append(dict(extra))
     claims[CLAIM_CERTIFICATE] = certificate
     payload = cbor2.dumps(claims, canonical=True)
-    return PREFIX + base45.encode(cose.sign1(private_key, kid, payload))
+    return cose.sign1(private_key, kid, payload)
 
 
 def decode_and_verify(
@@ -156,9 +203,40 @@ def decode_and_verify(
 ) -> Presentation:
     """Check a scanned QR text end to end; raise a ``PresentationError`` on any fault.
 
-    Order matters: nothing in the payload is trusted before the signature is.
+    Order matters: nothing in the payload is trusted before the signature is (a
+    text with a bad signature is ``QrBadSignature``, whatever else is wrong in it).
     """
-    msg = _unwrap(text)
+    unverified = decode_unverified(text, key_lookup, now, skew)
+    if not unverified.signature_ok():
+        raise QrBadSignature()
+    return unverified.presentation
+
+
+@dataclass(frozen=True)
+class Unverified:
+    """A presentation that passed every check but the signature's, which is left to
+    the caller (``signature_ok``): a server that remembers the ``digest`` of each
+    message it signed can recognise its own, which costs less than ECDSA."""
+
+    presentation: Presentation
+    message: cose.Sign1
+    key: ec.EllipticCurvePublicKey
+    digest: bytes  # message_digest of the COSE_Sign1 bytes
+
+    def signature_ok(self) -> bool:
+        return cose.verify_es256(self.message, self.key)
+
+
+def decode_unverified(
+    text: str,
+    key_lookup: KeyLookup,
+    now: datetime,
+    skew: int = DEFAULT_SKEW_SECONDS,
+) -> Unverified:
+    """``decode_and_verify`` without the signature check when all else passes. Any
+    error is the one ``decode_and_verify`` raises: where the claims or the time
+    window fail, the signature is checked first and a bad one wins."""
+    msg, raw = _unwrap(text)
     if type(msg.alg) is not int or msg.alg != cose.ALG_ES256:
         # type() check: CBOR -7.0 or True must not pass for the integer label.
         raise QrAlgNotAllowed("only ES256 is allowed")
@@ -167,19 +245,26 @@ def decode_and_verify(
     public_key = key_lookup(msg.kid)
     if public_key is None or not isinstance(public_key.curve, ec.SECP256R1):
         raise QrUnknownKey("no trusted ES256 key has this kid")
-    if not cose.verify_es256(msg, public_key):
-        raise QrBadSignature()
-    presentation = _parse_claims(cose.loads_strict(msg.payload), msg.kid)
-    _check_window(presentation, now, skew)
-    return presentation
+    try:
+        # Read before the signature is checked: any fault here is checked against the
+        # signature before it is reported, so a forged payload never gets further.
+        presentation = _parse_claims(cose.loads_strict(msg.payload), msg.kid)
+        _check_window(presentation, now, skew)
+    except Exception as exc:
+        if not cose.verify_es256(msg, public_key):
+            raise QrBadSignature() from None
+        if isinstance(exc, PresentationError):
+            raise
+        raise QrMalformed("the claims could not be read") from exc
+    return Unverified(presentation, msg, public_key, message_digest(raw))
 
 
 def parse_unverified(text: str) -> cose.Sign1:
     """Decode the envelope without verifying (for diagnostics and key routing)."""
-    return _unwrap(text)
+    return _unwrap(text)[0]
 
 
-def _unwrap(text: str) -> cose.Sign1:
+def _unwrap(text: str) -> tuple[cose.Sign1, bytes]:
     if not isinstance(text, str) or not text.startswith(PREFIX):
         raise QrBadPrefix()
     # Scanners in keyboard-wedge mode often append a line end; space is Base45, so keep it.
@@ -190,7 +275,7 @@ def _unwrap(text: str) -> cose.Sign1:
         raw = base45.decode(body)
     except base45.Base45Error as exc:
         raise QrBadEncoding(str(exc)) from None
-    return cose.parse_sign1(raw)
+    return cose.parse_sign1(raw), raw
 
 
 def _numeric_date(claims: Mapping[Any, Any], key: int, *, required: bool) -> datetime | None:

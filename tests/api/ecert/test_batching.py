@@ -63,10 +63,10 @@ async def test_one_code_twice_in_one_batch_is_consumed_once(api: Api) -> None:
     key = f"{CTI_KEY}test:{secrets.token_hex(16)}"
     exat = int(time.time()) + 600
     first, second, other = await p._consume_batch(
-        [(key, "unit-a", exat), (key, "unit-b", exat), (key + "x", "unit-a", exat)]
+        [(key, "unit-a", exat, b""), (key, "unit-b", exat, b""), (key + "x", "unit-a", exat, b"")]
     )
     assert (first, second, other) == (True, False, True)
-    assert await api.services.redis.get(key) == b"unit-a"
+    assert await api.services.redis.get(key) == b"u:unit-a"
 
 
 async def test_grant_is_checked_per_scanner_within_one_batch(api: Api, world: World) -> None:
@@ -196,22 +196,26 @@ async def test_the_consume_script_is_loaded_again_after_a_script_flush(api: Api)
     p = api.services.presentations
     key = f"{CTI_KEY}test:{secrets.token_hex(16)}"
     exat = int(time.time()) + 600
-    assert await p._consume_batch([(key, "unit-a", exat)]) == [True]
+    assert await p._consume_batch([(key, "unit-a", exat, b"")]) == [True]
     await api.services.redis.script_flush()  # e.g. a Redis restart: the cache is empty
-    assert await p._consume_batch([(key, "unit-b", exat), (key + "y", "unit-b", exat)]) == [
+    assert await p._consume_batch(
+        [(key, "unit-b", exat, b""), (key + "y", "unit-b", exat, b"")]
+    ) == [
         False,
         True,
     ]
-    assert await api.services.redis.get(key) == b"unit-a"
+    assert await api.services.redis.get(key) == b"u:unit-a"
 
 
 async def test_a_lost_consume_connection_is_replaced(api: Api) -> None:
     p = api.services.presentations
     key = f"{CTI_KEY}test:{secrets.token_hex(16)}"
     exat = int(time.time()) + 600
-    assert await p._consume_batch([(key, "unit-a", exat)]) == [True]
+    assert await p._consume_batch([(key, "unit-a", exat, b"")]) == [True]
     await api.services.redis.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-    assert await p._consume_batch([(key, "unit-b", exat), (key + "z", "unit-b", exat)]) == [
+    assert await p._consume_batch(
+        [(key, "unit-b", exat, b""), (key + "z", "unit-b", exat, b"")]
+    ) == [
         False,
         True,
     ]
