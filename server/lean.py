@@ -230,19 +230,29 @@ class LeanDelegate(tornado.httputil.HTTPMessageDelegate):
                 handler.finish()
             status, headers, data = handler._answer  # type: ignore[misc]
             self._write(status, headers, data, handler.request_id)
-        except DomainError as e:
-            retry = e.extra.get("retry_after")
-            extra = {"Retry-After": str(int(retry))} if retry is not None else {}
-            self._problem(errors.from_domain(e, handler.request_id), extra)
-        except tornado.web.HTTPError as e:
-            detail = e.log_message if e.status_code < 500 else None
-            if e.status_code == 404 and detail is None:
-                detail = "There is nothing at this address."
-            self._problem(errors.from_status(e.status_code, handler.request_id, detail))
-        except Exception:
-            extra = {"request_id": handler.request_id, "route": self.template}
-            log.exception("unhandled error", extra=extra)
-            self._problem(errors.from_status(500, handler.request_id))
+        except Exception as e:
+            if handler._answer is not None:
+                # Answered before it failed: that answer stands, as with a RequestHandler.
+                if not isinstance(e, (DomainError, tornado.web.HTTPError)):
+                    self._log_unhandled(handler)
+                status, headers, data = handler._answer
+                self._write(status, headers, data, handler.request_id)
+            elif isinstance(e, DomainError):
+                retry = e.extra.get("retry_after")
+                extra = {"Retry-After": str(int(retry))} if retry is not None else {}
+                self._problem(errors.from_domain(e, handler.request_id), extra)
+            elif isinstance(e, tornado.web.HTTPError):
+                detail = e.log_message if e.status_code < 500 else None
+                if e.status_code == 404 and detail is None:
+                    detail = "There is nothing at this address."
+                self._problem(errors.from_status(e.status_code, handler.request_id, detail))
+            else:
+                self._log_unhandled(handler)
+                self._problem(errors.from_status(500, handler.request_id))
+
+    def _log_unhandled(self, handler: LeanHandler) -> None:
+        extra = {"request_id": handler.request_id, "route": self.template}
+        log.exception("unhandled error", extra=extra)
 
     def _decoded_path(self) -> dict[str, str]:
         out = {}
@@ -275,12 +285,18 @@ class LeanDelegate(tornado.httputil.HTTPMessageDelegate):
             self._status = 499  # the answer nobody reads
         else:
             headers = HTTPHeaders(fields)
-            headers["Content-Length"] = str(len(data))
+            if status in (204, 304) or status < 200:
+                # No content, and nothing that describes it (RFC 9110 sections 6.4.1, 15.3.5).
+                for name in ("Content-Type", "Content-Length", "Content-Encoding"):
+                    headers.pop(name, None)
+                data = b""
+            else:
+                headers["Content-Length"] = str(len(data))
             headers["Date"] = http_date()
             headers["X-Request-Id"] = request_id or new_request_id()
             start = ResponseStartLine("HTTP/1.1", status, reason(status))
-            head = self.request.method == "HEAD" or status == 304
-            self.conn.write_headers(start, headers, None if head else data)
+            head = self.request.method == "HEAD"
+            self.conn.write_headers(start, headers, None if head or not data else data)
             self.conn.finish()
         self._done()
 
