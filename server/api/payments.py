@@ -9,7 +9,8 @@ from typing import Any
 from identity.errors import ValidationError
 from identity.tokens import Principal
 from payments import refunds
-from server.http import BaseHandler, route
+from server.http import BaseHandler, RequestHelpers, route
+from server.lean import LeanHandler
 from server.openapi import ANY_OBJ, INT, STR, arr, obj, op
 
 ORDER = obj(
@@ -40,7 +41,7 @@ EVENT = obj(["id", "type", "status"], id=STR, type=STR, status=STR, attempts=INT
 TAG = "payments"
 
 
-def _before(handler: BaseHandler) -> dt.datetime | None:
+def _before(handler: RequestHelpers) -> dt.datetime | None:
     raw = handler.get_query_argument("before", None)
     if not raw:
         return None
@@ -51,14 +52,14 @@ def _before(handler: BaseHandler) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _merchant(handler: BaseHandler) -> Principal:
+def _merchant(handler: RequestHelpers) -> Principal:
     who = handler.require_client()
     if not who.client_id or not who.unit_id:
         raise ValidationError("token", "The client token names no client or unit.")
     return who
 
 
-class OrdersHandler(BaseHandler):
+class OrdersHandler(LeanHandler):  # on every payment: served without a RequestHandler
     openapi = {
         "post": op(
             "Create an order (merchant; send an Idempotency-Key header)",
@@ -134,7 +135,7 @@ class OrderHandler(BaseHandler):
         self.send_json(self.svc.payments.citizen_view(order, refund_list))
 
 
-class PayHandler(BaseHandler):
+class PayHandler(LeanHandler):  # on every payment: served without a RequestHandler
     openapi = {
         "post": op(
             "Pay an order with a channel; returns the channel SDK's parameters (citizen)",
@@ -211,7 +212,7 @@ class RefundsHandler(BaseHandler):
         self.send_json({"refunds": [r.public() for r in found]})
 
 
-class NotifyHandler(BaseHandler):
+class NotifyHandler(LeanHandler):  # on every payment: served without a RequestHandler
     """A channel's callback: verified by the adapter; answered with the channel's own ack."""
 
     openapi = {
