@@ -162,7 +162,7 @@ class Ledger:
                    SELECT x.tx, x.account, x.amount
                      FROM unnest({n[8]}::text[], {n[9]}::text[], {n[10]}::bigint[])
                           AS x(tx, account, amount)
-                    WHERE x.tx IN (SELECT id FROM ledger_tx))"""  # noqa: S608 - fixed text
+                    WHERE x.tx = ANY (ARRAY(SELECT id FROM ledger_tx)))"""  # noqa: S608 - fixed text
         args: list[object] = [
             ids,
             [j.key for j in journals],
