@@ -1,9 +1,10 @@
 """The double-entry ledger: append-only journal transactions whose entries sum to zero.
 
 Debits are positive, credits negative. PostgreSQL enforces the invariants itself (a
-statement-level trigger checks, at the end of every statement inserting entries, the sum per
-currency of each journal transaction it touched; triggers forbid UPDATE, DELETE and TRUNCATE),
-so a bug here cannot unbalance the books. Every posting has an idempotency key: posting it
+statement-level trigger checks, at the end of every statement inserting entries, that their
+journal transactions and accounts exist and that they sum to zero per journal transaction and
+currency; triggers forbid UPDATE, DELETE and TRUNCATE of accounts, journals and entries), so a
+bug here cannot unbalance the books. Every posting has an idempotency key: posting it
 again is a no-op (TigerBeetle's idempotent transfer ids).
 
 Accounts:
@@ -162,7 +163,7 @@ class Ledger:
                    SELECT x.tx, x.account, x.amount
                      FROM unnest({n[8]}::text[], {n[9]}::text[], {n[10]}::bigint[])
                           AS x(tx, account, amount)
-                    WHERE x.tx IN (SELECT id FROM ledger_tx))"""  # noqa: S608 - fixed text
+                    WHERE x.tx = ANY (ARRAY(SELECT id FROM ledger_tx)))"""  # noqa: S608 - fixed text
         args: list[object] = [
             ids,
             [j.key for j in journals],

@@ -65,7 +65,8 @@ _ORDER_PUBLIC = f"""jsonb_build_object(
 # The callback's common case, read and write in one statement. ``o`` reads the order; the
 # UPDATE re-checks status and updated_at on the row it locks (READ COMMITTED re-evaluates them
 # on a newer version), so an order changed meanwhile is left alone and nothing is written.
-# Journals as ledger.py posts them: the hold's void (only if it was paying), the payment.
+# Journals as ledger.py posts them: the hold's void (only if it was paying), the payment; each
+# posted journal's two entries come from its kind (no join, which PostgreSQL made a hash join).
 _CREDIT_OPEN_ORDER = f"""WITH o AS (
         SELECT id, status, updated_at FROM pay_orders
          WHERE id = $1 AND status IN ('created', 'paying') AND amount_fen = $5
@@ -95,12 +96,12 @@ _CREDIT_OPEN_ORDER = f"""WITH o AS (
         INSERT INTO ledger_entries (transaction_id, account_code, amount_fen)
         SELECT t.id, e.account, e.amount
           FROM ledger_tx t CROSS JOIN u CROSS JOIN LATERAL (VALUES
-               ('void', 'pending_payable:' || u.merchant_id, u.amount_fen),
-               ('void', 'pending_clearing', -u.amount_fen),
-               ('payment', 'channel_clearing:' || $2, u.amount_fen),
-               ('payment', 'merchant_payable:' || u.merchant_id, -u.amount_fen))
-               AS e(kind, account, amount)
-         WHERE e.kind = t.kind),
+               (CASE t.kind WHEN 'void' THEN 'pending_payable:' || u.merchant_id
+                            WHEN 'payment' THEN 'channel_clearing:' || $2 END, u.amount_fen),
+               (CASE t.kind WHEN 'void' THEN 'pending_clearing'
+                            WHEN 'payment' THEN 'merchant_payable:' || u.merchant_id END,
+                -u.amount_fen))
+               AS e(account, amount)),
     n AS (
         INSERT INTO pay_notifications (channel, notification_id, kind, order_id, outcome)
         SELECT $2, $6, 'payment', u.id, 'credited' FROM u),

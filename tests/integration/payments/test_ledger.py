@@ -109,3 +109,41 @@ async def test_each_journal_transaction_must_balance_on_its_own(services: Servic
 
 def _journal(account: str) -> Journal:
     return Journal("k", "test", [Posting(account, 1)])
+
+
+@pytest.mark.asyncio
+async def test_entries_must_name_an_existing_transaction_and_account(services: Services) -> None:
+    # Checked by the statement-level trigger (the foreign keys' SQLSTATE), as the foreign
+    # keys did; and accounts, like journals, can be neither removed nor renamed.
+    tx_id = "ltx_test" + secrets.token_hex(6)
+    async with services.pool.acquire() as conn:
+        await Ledger().ensure_accounts(
+            conn, [_journal("channel_clearing:alipay"), _journal("merchant_payable:v")]
+        )
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await conn.execute(
+                """INSERT INTO ledger_entries (transaction_id, account_code, amount_fen)
+                   VALUES ($1, 'channel_clearing:alipay', 5), ($1, 'merchant_payable:v', -5)""",
+                tx_id,
+            )
+        with pytest.raises(asyncpg.ForeignKeyViolationError):
+            await conn.execute(
+                """WITH t AS (
+                       INSERT INTO ledger_transactions (id, idempotency_key, kind, amount_fen)
+                       VALUES ($1, $1, 'test', 5) RETURNING id)
+                   INSERT INTO ledger_entries (transaction_id, account_code, amount_fen)
+                   VALUES ($1, 'channel_clearing:alipay', 5), ($1, 'no_such_account:x', -5)""",
+                tx_id,
+            )
+        assert (
+            await conn.fetchval("SELECT count(*) FROM ledger_transactions WHERE id = $1", tx_id)
+            == 0
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("DELETE FROM ledger_accounts WHERE code = 'merchant_payable:v'")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(
+                "UPDATE ledger_accounts SET code = 'x' WHERE code = 'merchant_payable:v'"
+            )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("TRUNCATE ledger_accounts CASCADE")
