@@ -36,8 +36,13 @@ async def run_worker(settings: Settings, sockets: list[socket.socket], worker: i
     # What start-up built lives as long as the worker: keep it out of the cyclic GC's
     # full collections, whose pauses otherwise grow with it (10,000 apps' routes).
     gc.freeze()
+    # idle_connection_timeout also bounds the wait for a request's head (Tornado's
+    # header_timeout); body_timeout bounds the whole body.
     server = tornado.httpserver.HTTPServer(
-        app, max_body_size=settings.max_body_bytes * 2 + 1, idle_connection_timeout=60
+        app,
+        max_body_size=settings.max_body_bytes * 2 + 1,
+        idle_connection_timeout=60,
+        body_timeout=settings.body_timeout,
     )
     server.add_sockets(sockets)
     stop = asyncio.Event()

@@ -54,6 +54,9 @@ class Settings:
     otp_per_ip_per_hour: int = 100
     token_per_ip_per_minute: int = 600
     shutdown_grace: float = 10.0
+    # A request body must arrive within this many seconds (a body trickled a byte at a time
+    # would otherwise hold a connection for ever); the head within 60 s, as idle ones.
+    body_timeout: float = 120.0
     # Real-name (L2) and face (L3) verification: the population registry and the face matcher.
     registry_url: str = DEFAULT_REGISTRY_URL
     registry_api_key: str = DEMO_REGISTRY_API_KEY
@@ -118,6 +121,7 @@ class Settings:
             simulators=r.get("SUPERAPP_SIMULATORS", environment == "development", _bool),
             upstream_allow_cidrs=r.get("SUPERAPP_UPSTREAM_ALLOW_CIDRS", (), _cidrs),
             shutdown_grace=r.get("SUPERAPP_SHUTDOWN_GRACE", 10.0, _float_range(0, 300)),
+            body_timeout=r.get("SUPERAPP_BODY_TIMEOUT", 120.0, _float_range(1, 3600)),
             wechatpay_url=r.get("SUPERAPP_WECHATPAY_URL", "", _url(("http", "https"))),
             alipay_url=r.get("SUPERAPP_ALIPAY_URL", "", _url(("http", "https"))),
             payments_time_scale=r.get(

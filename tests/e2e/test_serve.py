@@ -30,6 +30,7 @@ def test_serve_embedded_two_workers_restart_and_sigterm(tmp_path: Path) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="superapp-e2e-")) / "d"
     port = free_port()
     env = serve_env(data_dir, port)
+    env["SUPERAPP_BODY_TIMEOUT"] = "1"
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "server.cli", "serve", "--workers", "2", "--no-simulators"]
     log_path = tmp_path / "serve.log"
@@ -44,6 +45,13 @@ def test_serve_embedded_two_workers_restart_and_sigterm(tmp_path: Path) -> None:
         phone = random_phone()
         sub = _sign_in(url, env, phone)
         assert (data_dir / "master.key").stat().st_mode & 0o777 == 0o600
+        # A body that trickles in is cut off at SUPERAPP_BODY_TIMEOUT (1 s here).
+        with socket.create_connection(("127.0.0.1", port), timeout=15) as slow:
+            slow.sendall(
+                b"POST /api/v1/identity/otp HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+            )
+            assert slow.recv(100) == b""  # closed by the server, long before the 15 s
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
