@@ -110,38 +110,10 @@ class Presentation:
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
-def encode_presentation(
-    private_key: ec.EllipticCurvePrivateKey,
-    kid: bytes,
-    *,
-    cert_type: str,
-    masked_name: str,
-    masked_id: str,
-    issued_at: datetime,
-    expires_at: datetime,
-    status: StatusRef | None = None,
-    extra: Mapping[str, str] | None = None,
-    issuer: str | None = None,
-    subject: str | None = None,
-    cti: bytes | None = None,
-) -> str:
-    """Sign a presentation and return the QR text ``SZ1:<Base45>``."""
-    return to_text(
-        sign_presentation(
-            private_key,
-            kid,
-            cert_type=cert_type,
-            masked_name=masked_name,
-            masked_id=masked_id,
-            issued_at=issued_at,
-            expires_at=expires_at,
-            status=status,
-            extra=extra,
-            issuer=issuer,
-            subject=subject,
-            cti=cti,
-        )
-    )
+def encode_presentation(private_key: ec.EllipticCurvePrivateKey, kid: bytes, **fields: Any) -> str:
+    """Sign a presentation and return the QR text ``SZ1:<Base45>``; ``fields`` are
+    ``sign_presentation``'s keyword arguments."""
+    return to_text(sign_presentation(private_key, kid, **fields))
 
 
 def to_text(message: bytes) -> str:
