@@ -16,7 +16,8 @@ before the answer. Redis down fails closed with 503.
 The signature check costs more than anything else in a scan (ECDSA P-256
 verification, about 74 us here), so a code the platform issued is recognised
 instead: at issuance the code's (kid, cti) key in Redis gets ``i:`` + the
-SHA-256 of its COSE_Sign1 bytes, and the consume script (``_CONSUME``) uses the
+HMAC-SHA256 of its COSE_Sign1 bytes (under a key derived from the master key, so
+writing to Redis is not enough to forge a record), and the consume script (``_CONSUME``) uses the
 code up only if the scanned message has that digest. Everything else in the
 code is still checked before (prefix, Base45, COSE structure, alg, kid, claims,
 time window). A scan that does not match (the record expired or was lost, the
@@ -85,7 +86,6 @@ from ecert.presentation.cwt import (
     Unverified,
     decode_and_verify,
     decode_unverified,
-    message_digest,
     sign_presentation,
     to_text,
 )
@@ -377,7 +377,7 @@ class Presentations:
                 pipe.set(IMAGE_KEY + token, text, ex=self.qr_ttl + self.skew)
                 pipe.set(
                     _cti_key(kid, cti),
-                    b"i:" + message_digest(message).hex().encode(),
+                    self._issued_record(message),
                     exat=self._cti_exat(int(expires_at.timestamp())),
                     nx=True,
                 )
@@ -486,6 +486,13 @@ class Presentations:
             scan.matter = await self._matter(matter_code)
             if scan.matter is None:
                 scan.early = UnknownMatter(f"No matter {matter_code!r}.")
+        if (
+            scan.early is None
+            and scan.unchecked is not None
+            and not self.certificates.type_cached(scan.unchecked.presentation.cert_type)
+        ):
+            # No database lookup for a type named only by a payload nobody has vouched for.
+            scan.fault = self._forged(scan)
         if scan.early is None and scan.fault is None and scan.p is not None:
             try:
                 scan.cert_type = await self.certificates.type(scan.p.cert_type)
@@ -620,7 +627,7 @@ class Presentations:
         for scan, reply in zip(scans, consumed, strict=True):
             step: BaseException | NewUse | None
             if isinstance(reply, BaseException):
-                step = reply
+                step = self._forged(scan) or reply  # a forgery is one, whatever Redis does
             elif reply == UNCHECKED:
                 # Not a code we issued under this cti (or its record is gone): consumed
                 # only once its signature checks.
@@ -637,6 +644,12 @@ class Presentations:
         self._statements.add(logs)
         self._consumes.add(again)
 
+    def _issued_record(self, message: bytes) -> bytes:
+        """What the code's Redis key holds from issuance until use: a MAC of its bytes under
+        a key derived from the master key, so that whoever can write to Redis still cannot
+        make a record that passes for one of ours (a bare hash could be computed by anyone)."""
+        return b"i:" + self.repo.vault.mac(message, context="ecert-issued-code").hex().encode()
+
     def _cti_exat(self, expires: int) -> int:
         # Kept until the code could no longer pass the window check anyway.
         return expires + self.skew + 1
@@ -646,7 +659,7 @@ class Presentations:
         assert p is not None
         exat = self._cti_exat(int(p.expires_at.timestamp()))
         unchecked = scan.unchecked
-        issued = b"" if unchecked is None else b"i:" + unchecked.digest.hex().encode()
+        issued = b"" if unchecked is None else self._issued_record(unchecked.raw)
         return _cti_key(p.kid, p.cti), scan.unit, exat, issued
 
     async def _consume_batch(

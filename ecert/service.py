@@ -74,6 +74,11 @@ class Certificates:
         async with self.pool.acquire() as conn:
             return await self.repo.types(conn)
 
+    def type_cached(self, code: str) -> bool:
+        """Whether ``type(code)`` would answer from the cache, with no round trip."""
+        cached = self._types.get(code)
+        return cached is not None and time.monotonic() - cached[0] < TYPE_CACHE_SECONDS
+
     async def type(self, code: str, conn: asyncpg.Connection | None = None) -> CertType:
         """A type by code, cached for a few seconds (presentation and verification hot path).
 

@@ -36,6 +36,7 @@ class Vault:
         self._aead = AESGCM(_derive(master, "data"))
         self._index_key = _derive(master, "index")
         self._secret_key = _derive(master, "secret")
+        self._mac_key = _derive(master, "mac")
 
     def encrypt(self, plaintext: str, *, context: str) -> bytes:
         """Encrypt; ``context`` (e.g. ``"phone"``) is bound as associated data so a
@@ -55,6 +56,11 @@ class Vault:
     def secret_hash(self, value: str, *, context: str) -> bytes:
         """Keyed hash for short secrets (OTP codes): useless without the master key."""
         return hmac.new(self._secret_key, f"{context}\x00{value}".encode(), hashlib.sha256).digest()
+
+    def mac(self, data: bytes, *, context: str) -> bytes:
+        """HMAC-SHA256 under a key derived from the master key: a record only this
+        deployment can make (e.g. of a QR code it issued, kept in Redis)."""
+        return hmac.new(self._mac_key, context.encode() + b"\x00" + data, hashlib.sha256).digest()
 
 
 def token_hash(token: str) -> bytes:

@@ -44,8 +44,8 @@ characters. A 3-character masked name or a longer URI tips it into version
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,6 +83,7 @@ CLAIM_CERTIFICATE = -65537
 CTI_LENGTH = 16
 _MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z, keeps datetime in range
 
+_TYPE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 KeyLookup = Callable[[bytes], ec.EllipticCurvePublicKey | None]
 
 
@@ -119,12 +120,6 @@ def encode_presentation(private_key: ec.EllipticCurvePrivateKey, kid: bytes, **f
 def to_text(message: bytes) -> str:
     """The QR text of a signed COSE_Sign1 message."""
     return PREFIX + base45.encode(message)
-
-
-def message_digest(message: bytes) -> bytes:
-    """SHA-256 of the COSE_Sign1 bytes: what a server that issued them may remember
-    (``Unverified.digest``)."""
-    return hashlib.sha256(message).digest()
 
 
 def sign_presentation(
@@ -187,13 +182,13 @@ def decode_and_verify(
 @dataclass(frozen=True)
 class Unverified:
     """A presentation that passed every check but the signature's, which is left to
-    the caller (``signature_ok``): a server that remembers the ``digest`` of each
+    the caller (``signature_ok``): a server that remembers a MAC of the ``raw`` bytes of each
     message it signed can recognise its own, which costs less than ECDSA."""
 
     presentation: Presentation
     message: cose.Sign1
     key: ec.EllipticCurvePublicKey
-    digest: bytes  # message_digest of the COSE_Sign1 bytes
+    raw: bytes  # the COSE_Sign1 bytes
 
     def signature_ok(self) -> bool:
         return cose.verify_es256(self.message, self.key)
@@ -228,7 +223,7 @@ def decode_unverified(
         if isinstance(exc, PresentationError):
             raise
         raise QrMalformed("the claims could not be read") from exc
-    return Unverified(presentation, msg, public_key, message_digest(raw))
+    return Unverified(presentation, msg, public_key, raw)
 
 
 def parse_unverified(text: str) -> cose.Sign1:
@@ -283,6 +278,8 @@ def _parse_status(value: object) -> StatusRef:
 def _parse_certificate(value: object) -> tuple[str, str, str, dict[str, str]]:
     if not isinstance(value, (list, tuple)) or len(value) not in (3, 4):
         raise QrMalformed("the certificate claim must be [type, name, id, extra?]")
+    if not isinstance(value[0], str) or not _TYPE_CODE.fullmatch(value[0]):
+        raise QrMalformed("the certificate type is not a type code")
     extra = value[3] if len(value) == 4 else {}
     if not _is_map(extra) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in extra.items()

@@ -133,3 +133,43 @@ async def test_a_tampered_code_is_a_forgery_and_uses_nothing_up(
     resp = await verify(api, world, forged)
     assert resp.json()["code"] == "qr-bad-signature"
     assert await _results(api, world, cert_id) == ["valid"]
+
+
+async def test_a_record_written_into_redis_by_someone_else_proves_nothing(
+    api: Api, world: World
+) -> None:
+    """The record is a MAC under a key derived from the master key: whoever can write to
+    Redis cannot make a forged code pass by writing its hash there."""
+    import hashlib
+
+    text, _, _ = await _code(api, world)
+    tag = cbor2.loads(base45.decode(text[4:]))
+    claims = cbor2.loads(tag.value[2])
+    claims[-65537][1:3] = ["MALLORY", "999999"]
+    claims[7] = b"\x01" * 16  # a fresh cti, so no record of ours exists for it
+    payload = cbor2.dumps(claims, canonical=True)
+    forged = _edit(text, payload=payload, signature=b"\x00" * 64)
+    raw = base45.decode(forged[4:])
+    kid_bytes = cbor2.loads(tag.value[0])[4]
+    key = f"{CTI_KEY}{kid_bytes.hex()}:{'01' * 16}"
+    await api.services.redis.set(key, b"i:" + hashlib.sha256(raw).hexdigest().encode(), ex=120)
+    resp = await verify(api, world, forged)
+    assert resp.status_code == 422 and resp.json()["code"] == "qr-bad-signature", resp.text
+
+
+async def test_a_forged_type_code_is_a_forgery_not_a_lookup(api: Api, world: World) -> None:
+    text, _, _ = await _code(api, world)
+    payload = cbor2.loads(base45.decode(text[4:])).value[2]
+    claims = cbor2.loads(payload)
+    for bad_type in ("x\x00y", "never-issued-type"):
+        claims[-65537][0] = bad_type
+        forged = _edit(text, payload=cbor2.dumps(claims, canonical=True), signature=b"\0" * 64)
+        resp = await verify(api, world, forged)
+        assert resp.status_code == 422 and resp.json()["code"] == "qr-bad-signature", resp.text
+    # Someone without the role is refused as such first.
+    resp = await api.post(
+        "/api/v1/ecert/verify",
+        token=world.citizen_token,
+        json={"qr_text": forged, "matter_code": "t-all", "unit_id": world.clerk_unit},
+    )
+    assert resp.status_code == 403, resp.text
