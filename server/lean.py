@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -108,7 +109,10 @@ class LeanHandler(RequestHelpers):
         return self._status
 
     def set_header(self, name: str, value: Any) -> None:
-        self._headers[name] = str(value)
+        text = str(value)
+        if _UNSAFE.search(text) or _UNSAFE.search(name):
+            raise ValueError(f"Unsafe header value {text!r}")  # as RequestHandler refuses it
+        self._headers[name] = text
 
     def clear_header(self, name: str) -> None:
         self._headers.pop(name, None)
@@ -131,6 +135,7 @@ class LeanHandler(RequestHelpers):
 
 
 _MISSING: Any = object()
+_UNSAFE = re.compile(r"[\x00-\x1f]")
 
 
 class LeanDelegate(tornado.httputil.HTTPMessageDelegate):
@@ -160,6 +165,7 @@ class LeanDelegate(tornado.httputil.HTTPMessageDelegate):
         self._answered = False
         self._gone = False
         self._running = False  # the handler's coroutine has started
+        self._path: dict[str, str] = {}
 
     # Tornado's side --------------------------------------------------------------------
 
@@ -180,6 +186,11 @@ class LeanDelegate(tornado.httputil.HTTPMessageDelegate):
             if int(length) > cap:
                 detail = f"The body may be at most {cap} bytes."
                 return self._problem(errors.from_status(413, handler.request_id, detail))
+        try:
+            self._path = self._decoded_path()  # refused before the body, as BaseHandler does
+        except tornado.web.HTTPError as e:
+            detail = e.log_message if e.status_code != 404 else "There is nothing at this address."
+            return self._problem(errors.from_status(e.status_code, handler.request_id, detail))
         if self.request.method in ("POST", "PUT", "PATCH") and hasattr(
             self.conn, "set_max_body_size"
         ):
@@ -219,7 +230,7 @@ class LeanDelegate(tornado.httputil.HTTPMessageDelegate):
 
     async def _run(self, handler: LeanHandler) -> None:
         try:
-            kwargs = self._decoded_path()
+            kwargs = self._path
             method = self.request.method or "GET"
             if method not in self.allowed:
                 allowed = ", ".join(self.allowed)
@@ -296,8 +307,13 @@ class LeanDelegate(tornado.httputil.HTTPMessageDelegate):
             headers["X-Request-Id"] = request_id or new_request_id()
             start = ResponseStartLine("HTTP/1.1", status, reason(status))
             head = self.request.method == "HEAD"
-            self.conn.write_headers(start, headers, None if head or not data else data)
-            self.conn.finish()
+            try:
+                self.conn.write_headers(start, headers, None if head or not data else data)
+                self.conn.finish()
+            except Exception:  # a field Tornado refuses: never leave the client waiting
+                log.exception("answer not written", extra={"request_id": request_id})
+                self._status = 500
+                self.conn.close()
         self._done()
 
     def _done(self) -> None:

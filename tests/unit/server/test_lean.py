@@ -39,6 +39,8 @@ class _Echo:
             self.set_status(204)
             self.finish()
             return
+        if body.get("header"):
+            self.set_header("X-Bad", "a\r\nInjected: 1")
         if body.get("late"):  # answered, then failed: the answer stands
             self.send_json({"done": True})
             raise RuntimeError("late")
@@ -157,6 +159,7 @@ CASES: list[tuple[str, str, str, bytes, str, bool]] = [
     ("unexpected error", "POST", "/n", b'{"boom": 1}', JSON, True),
     ("failed after answering", "POST", "/n", b'{"late": 1}', JSON, True),
     ("no content", "POST", "/n", b'{"empty": 1}', JSON, True),
+    ("header injection", "POST", "/n", b'{"header": 1}', JSON, True),
     ("method not allowed", "PUT", "/n", b"{}", JSON, True),
     ("delete", "DELETE", "/n", b"", JSON, True),
     ("options", "OPTIONS", "/n", b"", "", True),
@@ -244,6 +247,21 @@ async def test_the_expected_answers(server: Tornado, caplog: Any) -> None:
     assert (status, body["code"]) == (413, "payload-too-large")
     assert (await one("GET", "/l/a%00b"))[0] == 404
     assert (await one("GET", "/l/n?q=a%01b"))[2]["q"] == "a b"
+
+
+async def test_a_bad_path_is_refused_before_the_body(server: Tornado) -> None:
+    """As BaseHandler: no ``100 Continue`` for a request that will be refused anyway."""
+    for prefix in ("/b", "/l"):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(
+                f"POST {prefix}/a%00b HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                "Content-Length: 10\r\n\r\n".encode()
+            )
+            line = await asyncio.wait_for(reader.readline(), 5)
+            assert line.startswith(b"HTTP/1.1 404"), (prefix, line)
+        finally:
+            writer.close()
 
 
 async def test_keep_alive_pipelining_and_http_1_0(server: Tornado) -> None:
