@@ -92,6 +92,28 @@ def reason(status: int) -> str:
     return tornado.httputil.responses.get(status, "Unknown")
 
 
+NOT_FOUND_DETAIL = "There is nothing at this address."
+
+
+def http_error_problem(e: tornado.web.HTTPError, request_id: str) -> dict[str, Any]:
+    """The problem for a framework-level refusal (``HTTPError``): its message as the
+    detail below 500, none (a generic one) from 500 up."""
+    detail = e.log_message if e.status_code < 500 else None
+    if e.status_code == 404 and detail is None:
+        detail = NOT_FOUND_DETAIL
+    return errors.from_status(e.status_code, request_id, detail)
+
+
+def record_request(
+    svc: Services, method: str, route: str, status: int, started: float, request_id: str
+) -> None:
+    """Metrics and the access log of a request served without a ``RequestHandler``
+    (whose own are ``BaseHandler.on_finish`` and the application's log function)."""
+    elapsed = time.perf_counter() - started
+    svc.metrics.observe(method, route, status, elapsed)
+    log_access(method, route, status, elapsed, request_id)
+
+
 def log_access(method: str, route: str, status: int, seconds: float, request_id: str) -> None:
     if access_log.isEnabledFor(logging.INFO):
         access_log.info(
@@ -293,7 +315,7 @@ class BaseHandler(RequestHelpers, tornado.web.RequestHandler):
             self.set_header("Allow", ", ".join(self.allowed_methods()))
             detail = f"Use one of: {', '.join(self.allowed_methods())}."
         if status_code == 404 and detail is None:
-            detail = "There is nothing at this address."
+            detail = NOT_FOUND_DETAIL
         self._send_problem(errors.from_status(status_code, self.request_id or "-", detail))
 
     def _send_problem(self, body: dict[str, Any]) -> None:

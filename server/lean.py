@@ -39,10 +39,11 @@ from server import errors
 from server.http import (
     RequestHelpers,
     http_date,
+    http_error_problem,
     implemented_methods,
-    log_access,
     new_request_id,
     reason,
+    record_request,
     request_id_from,
 )
 
@@ -92,8 +93,6 @@ class LeanHandler(RequestHelpers):
         characters as spaces."""
         values = self.request.query_arguments.get(name)
         if not values:
-            if default is _MISSING:
-                raise tornado.web.MissingArgumentError(name)
             return default
         try:
             value = values[-1].decode()
@@ -129,12 +128,7 @@ class LeanHandler(RequestHelpers):
         self._headers.setdefault("Content-Type", "text/html; charset=UTF-8")
         self._answer = (self._status, self._headers, chunk or b"")
 
-    @property
-    def _finished(self) -> bool:
-        return self._answer is not None
 
-
-_MISSING: Any = object()
 _UNSAFE = re.compile(r"[\x00-\x1f]")
 
 
@@ -189,8 +183,7 @@ class LeanDelegate(tornado.httputil.HTTPMessageDelegate):
         try:
             self._path = self._decoded_path()  # refused before the body, as BaseHandler does
         except tornado.web.HTTPError as e:
-            detail = e.log_message if e.status_code != 404 else "There is nothing at this address."
-            return self._problem(errors.from_status(e.status_code, handler.request_id, detail))
+            return self._problem(http_error_problem(e, handler.request_id))
         if self.request.method in ("POST", "PUT", "PATCH") and hasattr(
             self.conn, "set_max_body_size"
         ):
@@ -253,10 +246,7 @@ class LeanDelegate(tornado.httputil.HTTPMessageDelegate):
                 extra = {"Retry-After": str(int(retry))} if retry is not None else {}
                 self._problem(errors.from_domain(e, handler.request_id), extra)
             elif isinstance(e, tornado.web.HTTPError):
-                detail = e.log_message if e.status_code < 500 else None
-                if e.status_code == 404 and detail is None:
-                    detail = "There is nothing at this address."
-                self._problem(errors.from_status(e.status_code, handler.request_id, detail))
+                self._problem(http_error_problem(e, handler.request_id))
             else:
                 self._log_unhandled(handler)
                 self._problem(errors.from_status(500, handler.request_id))
@@ -317,11 +307,9 @@ class LeanDelegate(tornado.httputil.HTTPMessageDelegate):
         self._done()
 
     def _done(self) -> None:
-        elapsed = time.perf_counter() - self._started
-        method = self.request.method or "-"
         request_id = self.handler.request_id if self.handler is not None else "-"
-        self.svc.metrics.observe(method, self.template, self._status, elapsed)
-        log_access(method, self.template, self._status, elapsed, request_id)
+        method = self.request.method or "-"
+        record_request(self.svc, method, self.template, self._status, self._started, request_id)
 
 
 _NAN = "Content-Length is not a number."

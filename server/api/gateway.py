@@ -51,9 +51,9 @@ from server.http import (
     BaseHandler,
     bearer_principal,
     http_date,
-    log_access,
     new_request_id,
     reason,
+    record_request,
     request_id_from,
     route,
 )
@@ -461,10 +461,8 @@ class GatewayDelegate(tornado.httputil.HTTPMessageDelegate):
         self.conn.finish()
 
     def _done(self) -> None:
-        elapsed = time.perf_counter() - self._started
         method = self.request.method or "-"
-        self.svc.metrics.observe(method, TEMPLATE, self._status, elapsed)
-        log_access(method, TEMPLATE, self._status, elapsed, self.request_id)
+        record_request(self.svc, method, TEMPLATE, self._status, self._started, self.request_id)
 
 
 def _drain(queue: asyncio.Queue[bytes | None]) -> None:
