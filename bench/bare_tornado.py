@@ -1,9 +1,16 @@
-"""The reference: a bare Tornado handler serving the same small JSON body."""
+"""The reference: a bare Tornado handler serving the same small JSON body, on the event loop
+the server runs on (SUPERAPP_EVENT_LOOP, server/loops.py), so that a ratio compares code, not
+loops."""
 
 import asyncio
 import sys
+from pathlib import Path
 
 import tornado.web
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from server import loops  # noqa: E402
 
 
 class Health(tornado.web.RequestHandler):
@@ -25,4 +32,4 @@ async def main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    loops.run(main(int(sys.argv[1])))

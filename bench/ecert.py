@@ -3,6 +3,7 @@ against a bare Tornado handler served by the same process in the same run, QR
 issuance (text) per second, PNG rendering median, and the QR version of each profile.
 
     python bench/ecert.py [--requests 2000] [--concurrency 16] [--profile FILE]
+                          [--event-loop auto|uvloop|asyncio]
 
 Besides the rates it reports the serving process's CPU time per request for the
 verify route and the bare handler (steadier than rates on a shared machine);
@@ -41,6 +42,7 @@ import tornado.web  # noqa: E402
 from ecert.presentation.cwt import StatusRef, encode_presentation  # noqa: E402
 from ecert.presentation.keys import kid_bytes  # noqa: E402
 from ecert.presentation.qr import qr_version, render_png  # noqa: E402
+from server import loops  # noqa: E402
 from server.app import make_app  # noqa: E402
 from server.bootstrap import build, prepare_database, resolve  # noqa: E402
 from server.settings import Settings  # noqa: E402
@@ -233,6 +235,7 @@ async def measure(svc: Any, args: argparse.Namespace, url: str, bare_port: int) 
     return {
         "requests": n,
         "concurrency": args.concurrency,
+        "event_loop": loops.loop_name(),
         "verify_per_s": round(verify_rps),
         "verify_statuses": verify_status,
         "bare_tornado_per_s": round(bare_rps),
@@ -264,8 +267,14 @@ def main() -> None:
     parser.add_argument(
         "--profile", metavar="FILE", help="write a cProfile of the server during the verify run"
     )
+    parser.add_argument(
+        "--event-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="the serving process's loop, for the route and the bare handler alike",
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(bench(args)), indent=2))
+    print(json.dumps(loops.run(bench(args), args.event_loop), indent=2))
 
 
 if __name__ == "__main__":

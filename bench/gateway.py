@@ -55,6 +55,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from server import loops  # noqa: E402
+
 NGINX_CONF = """
 worker_processes 1;
 error_log {dir}/error.log crit;
@@ -83,13 +85,14 @@ http {{
 
 BARE = """
 import asyncio, sys, tornado.web
+from server import loops  # the gateway's loop (SUPERAPP_EVENT_LOOP): compare code, not loops
 class H(tornado.web.RequestHandler):
     def get(self, *_):
         self.write("ok")
 async def main():
     tornado.web.Application([(r"/.*", H)]).listen(int(sys.argv[1]), "127.0.0.1")
     await asyncio.Event().wait()
-asyncio.run(main())
+loops.run(main())
 """
 
 
@@ -304,7 +307,7 @@ def main() -> None:
     parser.add_argument("--bind-port", type=int), parser.add_argument("--root")
     args = parser.parse_args()
     if args.serve_gateway:
-        asyncio.run(serve_gateway(args))
+        loops.run(serve_gateway(args))
         return
     server_url = os.environ.get(
         "SUPERAPP_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -345,7 +348,7 @@ def main() -> None:
         procs.append(
             subprocess.Popen(["nginx", "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"])
         )  # noqa: S603, S607
-        bare_proc = subprocess.Popen([sys.executable, "-c", BARE, str(bare)])  # noqa: S603
+        bare_proc = subprocess.Popen([sys.executable, "-c", BARE, str(bare)], cwd=ROOT)  # noqa: S603
         procs.append(bare_proc)
         ctxs, urls, auths = [], [], []
         for name, db_url, port in zip(dbnames, db_urls, ports, strict=True):

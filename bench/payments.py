@@ -7,8 +7,9 @@ to the ledger and enqueues the merchant notification. The clock stops when every
 ``paid`` in the database. Callback acknowledgement latency comes from the server's own
 ``/metrics`` histogram (route ``/api/v1/payments/notify/{channel}``).
 
-Run: ``python bench/payments.py [--orders 600] [--concurrency 32] [--workers 2]``. Uses the
-embedded PostgreSQL and Redis (or ``SUPERAPP_DATABASE_URL`` / ``SUPERAPP_REDIS_URL``).
+Run: ``python bench/payments.py [--orders 600] [--concurrency 32] [--workers 2]
+[--event-loop auto|uvloop|asyncio]``. Uses the embedded PostgreSQL and Redis (or
+``SUPERAPP_DATABASE_URL`` / ``SUPERAPP_REDIS_URL``).
 """
 
 from __future__ import annotations
@@ -300,6 +301,12 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=600)
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--event-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="SUPERAPP_EVENT_LOOP for the server and the simulators (default: auto = uvloop)",
+    )
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="superapp-bench-"))
     started: list[Any] = []
@@ -336,6 +343,7 @@ def main() -> None:
                         "0.001",
                     ],  # fmt: skip
                     cwd=ROOT,
+                    env={**os.environ, "SUPERAPP_EVENT_LOOP": a.event_loop},
                 )
             )
             sims[name] = f"http://127.0.0.1:{port}"
@@ -349,6 +357,7 @@ def main() -> None:
             SUPERAPP_DATA_DIR=str(tmp / "data"),
             SUPERAPP_PORT=str(port),
             SUPERAPP_WORKERS=str(a.workers),
+            SUPERAPP_EVENT_LOOP=a.event_loop,
             SUPERAPP_SIMULATORS="false",
             SUPERAPP_LOG_LEVEL="WARNING",
             SUPERAPP_WECHATPAY_URL=sims["wechatpay"],
@@ -411,6 +420,7 @@ def main() -> None:
             "orders": a.orders,
             "concurrency": a.concurrency,
             "workers": a.workers,
+            "event_loop": a.event_loop,
             "cpus": os.cpu_count(),
             "complete_payments_per_s": round(rate, 1),
             "raw_asyncpg_inserts_per_s": round(raw, 1),

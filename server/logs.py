@@ -24,6 +24,7 @@ _FIELDS = (
     "sim",
     "signal",
     "error",
+    "event_loop",
 )
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import tornado.httpserver
 import tornado.netutil
 
+from server import loops
 from server.settings import Settings
 
 log = logging.getLogger("superapp.process")
@@ -49,7 +50,10 @@ async def run_worker(settings: Settings, sockets: list[socket.socket], worker: i
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker ready", extra={"worker": worker, "pid": os.getpid()})
+    log.info(
+        "worker ready",
+        extra={"worker": worker, "pid": os.getpid(), "event_loop": loops.loop_name(loop)},
+    )
     await stop.wait()
     server.stop()  # stop accepting; in-flight requests go on
     with contextlib.suppress(asyncio.TimeoutError):
@@ -110,7 +114,7 @@ def _supervise(settings: Settings, sockets: list[socket.socket]) -> int:
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                asyncio.run(run_worker(settings, sockets, n))
+                loops.run(run_worker(settings, sockets, n), settings.event_loop)
             except BaseException:  # noqa: BLE001 - a worker must never fall back into the supervisor
                 log.exception("worker crashed", extra={"worker": n})
                 code = 1

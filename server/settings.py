@@ -57,6 +57,8 @@ class Settings:
     # A request body must arrive within this many seconds (a body trickled a byte at a time
     # would otherwise hold a connection for ever); the head within 60 s, as idle ones.
     body_timeout: float = 120.0
+    # The workers' and simulators' event loop: "auto" (uvloop when installed), "uvloop", "asyncio".
+    event_loop: str = "auto"
     # Real-name (L2) and face (L3) verification: the population registry and the face matcher.
     registry_url: str = DEFAULT_REGISTRY_URL
     registry_api_key: str = DEMO_REGISTRY_API_KEY
@@ -122,6 +124,7 @@ class Settings:
             upstream_allow_cidrs=r.get("SUPERAPP_UPSTREAM_ALLOW_CIDRS", (), _cidrs),
             shutdown_grace=r.get("SUPERAPP_SHUTDOWN_GRACE", 10.0, _float_range(0, 300)),
             body_timeout=r.get("SUPERAPP_BODY_TIMEOUT", 120.0, _float_range(1, 3600)),
+            event_loop=r.get("SUPERAPP_EVENT_LOOP", "auto", _event_loop),
             wechatpay_url=r.get("SUPERAPP_WECHATPAY_URL", "", _url(("http", "https"))),
             alipay_url=r.get("SUPERAPP_ALIPAY_URL", "", _url(("http", "https"))),
             payments_time_scale=r.get(
@@ -205,6 +208,13 @@ def _float_range(lo: float, hi: float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def _event_loop(raw: str) -> str:
+    from server.loops import loop_factory
+
+    loop_factory(raw)  # ValueError: not a choice, or uvloop asked for and not installed
+    return raw
 
 
 def _one_of(choices: tuple[str, ...], upper: bool = False) -> Callable[[str], str]:

@@ -9,6 +9,7 @@ Redis: ``SUPERAPP_TEST_REDIS_URL`` or an embedded redis-server.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
@@ -16,7 +17,7 @@ import secrets
 import shutil
 import socket
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,12 +28,23 @@ import pytest_asyncio
 import tornado.httpserver
 import tornado.netutil
 
+from server import loops
 from server.bootstrap import Services, build, prepare_database
 from server.embedded import EmbeddedPostgres, EmbeddedRedis
 from server.settings import Settings
 from tests.support import Api, random_phone
 
 SLOW = os.environ.get("SUPERAPP_SLOW_TESTS") == "1"
+# The loop the in-process tests run on: asyncio's by default; .ci/run's second pass uses
+# uvloop, the loop `superapp serve` runs on (server/loops.py). The subprocess tests
+# (tests/e2e) run the server on its own default, uvloop.
+TEST_EVENT_LOOP = os.environ.get("SUPERAPP_TEST_EVENT_LOOP", "asyncio")
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    return {TEST_EVENT_LOOP: loops.loop_factory(TEST_EVENT_LOOP) or asyncio.new_event_loop}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 from typing import Any
 
+from server import loops
 from server.settings import Settings
 from server.sims.launcher import SIMULATORS
 
@@ -23,5 +23,5 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     sim = SIMULATORS[args.name]
     module = importlib.import_module(sim.module)
     data_dir = str((settings.data_dir / "sims" / args.name).resolve())
-    asyncio.run(module.serve(args.host, args.port or sim.port, data_dir))
+    loops.run(module.serve(args.host, args.port or sim.port, data_dir), settings.event_loop)
     return 0

@@ -23,6 +23,8 @@ import tornado.web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.log import access_log
 
+from server import loops
+
 IDENTITY_HEADER = "X-Superapp-Identity"
 ALGORITHMS = ["ES256", "EdDSA"]  # what the platform key ring signs with; never "none"
 MAX_SLOW_MS = 60_000
@@ -192,7 +194,7 @@ def main() -> None:
     parser.add_argument("--jwks-url")
     parser.add_argument("--audience")
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port, None, jwks_url=args.jwks_url, audience=args.audience))
+    loops.run(serve(args.host, args.port, None, jwks_url=args.jwks_url, audience=args.audience))
 
 
 if __name__ == "__main__":

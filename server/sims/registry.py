@@ -35,6 +35,7 @@ import tornado.web
 from identity.errors import DomainError
 from identity.verification.face import FaceVerifier, LocalFaceVerifier
 from identity.verification.registry import API_KEY_HEADER, RegistryResult
+from server import loops
 
 __all__ = ["DemoPerson", "RegistrySimConfig", "demo_photos", "make_app", "persons", "serve"]
 
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-face", action="store_true", help="disable /v1/face/compare")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    asyncio.run(serve(args.host, args.port, None, api_key=args.api_key, face=not args.no_face))
+    loops.run(serve(args.host, args.port, None, api_key=args.api_key, face=not args.no_face))
 
 
 if __name__ == "__main__":

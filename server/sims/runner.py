@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from server import loops
 from server.sims import lean_http
 from server.sims.delivery import CallbackDelivery, Faults
 
@@ -85,4 +86,4 @@ def main(serve: ServeFn) -> None:
         "timeout_probability": a.timeout,
         "seed": a.seed,
     }
-    asyncio.run(serve(a.host, a.port, a.data_dir, **options))
+    loops.run(serve(a.host, a.port, a.data_dir, **options))

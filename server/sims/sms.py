@@ -21,6 +21,8 @@ from typing import Any
 
 import tornado.web
 
+from server import loops
+
 DEFAULT_API_KEY = "demo-sms-key"  # noqa: S105 - a simulator's published demo key
 MAX_TEXT = 1000
 
@@ -86,7 +88,7 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--api-key", default=DEFAULT_API_KEY)
     a = p.parse_args()
-    asyncio.run(serve(a.host, a.port, api_key=a.api_key))
+    loops.run(serve(a.host, a.port, api_key=a.api_key))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ def test_serve_embedded_two_workers_restart_and_sigterm(tmp_path: Path) -> None:
     stderr = log_path.read_text()
     assert code == 0, stderr[-3000:]
     assert "Traceback" not in stderr
+    # Both workers ran on uvloop, the default where it is installed (server/loops.py).
+    ready = [json.loads(line) for line in stderr.splitlines() if '"worker ready"' in line]
+    assert [r["event_loop"] for r in ready] == ["uvloop", "uvloop"], ready
     assert phone not in stderr  # no personal data in the logs
     # The embedded servers this process started are stopped.
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
