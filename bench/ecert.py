@@ -269,7 +269,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--event-loop",
-        choices=("auto", "uvloop", "asyncio"),
+        choices=loops.CHOICES,
         default="auto",
         help="the serving process's loop, for the route and the bare handler alike",
     )

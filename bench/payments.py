@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from payments.channels.credentials import ensure_channel_credentials  # noqa: E402
+from server import loops  # noqa: E402
 from server.embedded import EmbeddedPostgres, EmbeddedRedis  # noqa: E402
 
 
@@ -303,7 +304,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
         "--event-loop",
-        choices=("auto", "uvloop", "asyncio"),
+        choices=loops.CHOICES,
         default="auto",
         help="SUPERAPP_EVENT_LOOP for the server and the simulators (default: auto = uvloop)",
     )

@@ -90,7 +90,7 @@ class LeanHandler(RequestHelpers):
 
     def get_query_argument(self, name: str, default: Any = None, strip: bool = True) -> Any:
         """As ``RequestHandler.get_query_argument``: the last value, UTF-8, control
-        characters as spaces."""
+        characters as spaces; ``default`` (None) when absent, never a missing-argument 400."""
         values = self.request.query_arguments.get(name)
         if not values:
             return default

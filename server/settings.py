@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from server.loops import loop_factory
+
 T = TypeVar("T")
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -211,8 +213,6 @@ def _float_range(lo: float, hi: float) -> Callable[[str], float]:
 
 
 def _event_loop(raw: str) -> str:
-    from server.loops import loop_factory
-
     loop_factory(raw)  # ValueError: not a choice, or uvloop asked for and not installed
     return raw
 
